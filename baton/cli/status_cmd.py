@@ -1,0 +1,68 @@
+"""``baton status``: the circuit's topology (runtime state joins it once circuits run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from baton.cli.output import emit, json_option, table
+
+__all__ = ["status", "status_payload"]
+
+
+def status_payload(project: Any) -> dict[str, Any]:
+    from baton.circuit import CircuitGraph
+
+    config = project.load()
+    graph = CircuitGraph.from_config(config)
+    nodes = []
+    for n in config.nodes:
+        nodes.append({
+            "name": n.name,
+            "host": n.host,
+            "port": n.port,
+            "management_port": n.management_port,
+            "proxy_mode": str(n.proxy_mode),
+            "role": str(n.role),
+            "contract": n.spec_path,
+            "state": "stopped",
+            "dependencies": list(graph.dependencies(n.name)),
+            "dependents": list(graph.dependents(n.name)),
+        })
+    return {
+        "name": config.name,
+        "version": config.version,
+        "path": str(project.root),
+        "nodes": nodes,
+        "edges": [{"source": e.source, "target": e.target, "label": e.label} for e in config.edges],
+        "start_order": list(graph.topological_order()),
+        "cycles": [list(c) for c in graph.cycles()],
+    }
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def status(obj: Any, as_json: bool) -> None:
+    """Show the circuit: nodes, edges, start order."""
+    payload = status_payload(obj.project())
+
+    def human(c: Any) -> None:
+        c.print(f"Circuit [bold]{payload['name']}[/] (baton.yaml v{payload['version']}) at {payload['path']}: "
+                f"{len(payload['nodes'])} nodes, {len(payload['edges'])} edges")
+        if payload["nodes"]:
+            c.print(table("Nodes", ("name", "role", "mode", "port", "mgmt", "contract", "state", "calls"), [
+                (n["name"], n["role"], n["proxy_mode"], n["port"], n["management_port"], n["contract"] or "-",
+                 n["state"], ", ".join(n["dependencies"]) or "-") for n in payload["nodes"]
+            ]))
+        else:
+            c.print("No nodes yet: baton node add <name> [--port N]")
+        if payload["edges"]:
+            c.print(table("Edges", ("source", "target", "label"),
+                          [(e["source"], e["target"], e["label"] or "-") for e in payload["edges"]]))
+            c.print("Start order: " + " -> ".join(payload["start_order"]))
+        for cycle in payload["cycles"]:
+            c.print(f"[yellow]Cycle:[/] {' -> '.join(cycle)} (these nodes start together)")
+
+    emit(as_json, payload, human)

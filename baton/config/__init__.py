@@ -1,0 +1,72 @@
+"""Configuration models for ``baton.yaml`` and ``baton-service.yaml``, and their loading."""
+
+from baton.config.circuit_config import CONFIG_FILENAME, CircuitConfig
+from baton.config.document import YamlDocument, atomic_write_text
+from baton.config.manifest import MANIFEST_FILENAME, Dependency, ServiceManifest
+from baton.config.sections import (
+    ArbiterConfig,
+    ClusterIdentity,
+    ControlAuthConfig,
+    DeployConfig,
+    FederationConfig,
+    LedgerConfig,
+    ObservabilityConfig,
+    RoutingConfig,
+    RoutingRule,
+    RoutingStrategy,
+    RoutingTarget,
+    SecurityConfig,
+    TaintConfig,
+    TLSConfig,
+    TLSMode,
+)
+from baton.config.topology import (
+    NODE_NAME_PATTERN,
+    PORT_MAX,
+    PORT_MIN,
+    DataAccess,
+    EdgeConfig,
+    EdgePolicy,
+    NodeConfig,
+    NodeRole,
+    ProxyMode,
+    derive_management_port,
+)
+from baton.config.validation import PlacedValueError, validate_document
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "MANIFEST_FILENAME",
+    "NODE_NAME_PATTERN",
+    "PORT_MAX",
+    "PORT_MIN",
+    "ArbiterConfig",
+    "CircuitConfig",
+    "ClusterIdentity",
+    "ControlAuthConfig",
+    "DataAccess",
+    "DeployConfig",
+    "Dependency",
+    "EdgeConfig",
+    "EdgePolicy",
+    "FederationConfig",
+    "LedgerConfig",
+    "NodeConfig",
+    "NodeRole",
+    "ObservabilityConfig",
+    "PlacedValueError",
+    "ProxyMode",
+    "RoutingConfig",
+    "RoutingRule",
+    "RoutingStrategy",
+    "RoutingTarget",
+    "SecurityConfig",
+    "ServiceManifest",
+    "TLSConfig",
+    "TLSMode",
+    "TaintConfig",
+    "YamlDocument",
+    "atomic_write_text",
+    "derive_management_port",
+    "validate_document",
+]

@@ -1,0 +1,209 @@
+"""The optional sections of ``baton.yaml``: routing, security, observability,
+federation, taint, arbiter, ledger and deploy.
+
+Every field has the original Baton's default, so a file that omits a section
+behaves as it did there.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "RoutingStrategy",
+    "RoutingTarget",
+    "RoutingRule",
+    "RoutingConfig",
+    "TLSMode",
+    "TLSConfig",
+    "ControlAuthConfig",
+    "SecurityConfig",
+    "ObservabilityConfig",
+    "ClusterIdentity",
+    "FederationConfig",
+    "TaintConfig",
+    "ArbiterConfig",
+    "LedgerConfig",
+    "DeployConfig",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="ignore")
+
+
+class RoutingStrategy(StrEnum):
+    SINGLE = "single"
+    WEIGHTED = "weighted"
+    HEADER = "header"
+    CANARY = "canary"
+
+
+class RoutingTarget(BaseModel):
+    """One backend a node's adapter can send traffic to."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    weight: int = Field(default=100, ge=0, le=100)
+
+
+class RoutingRule(BaseModel):
+    """Send requests whose ``header`` equals ``value`` to ``target``."""
+
+    model_config = _FROZEN
+
+    header: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+
+
+class RoutingConfig(BaseModel):
+    """How a node's adapter splits traffic between its targets."""
+
+    model_config = _FROZEN
+
+    strategy: RoutingStrategy = RoutingStrategy.SINGLE
+    targets: list[RoutingTarget] = Field(default_factory=list)
+    rules: list[RoutingRule] = Field(default_factory=list)
+    default_target: str = ""
+    locked: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingConfig:
+        names = [t.name for t in self.targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"target names must be unique, found {', '.join(duplicates)} more than once")
+        if self.strategy in (RoutingStrategy.WEIGHTED, RoutingStrategy.CANARY):
+            total = sum(t.weight for t in self.targets)
+            if total != 100:
+                raise ValueError(f"{self.strategy} weights must sum to 100, found {total}")
+        if self.strategy is RoutingStrategy.HEADER:
+            if not self.rules:
+                raise ValueError("header routing needs at least one rule")
+            if not self.default_target:
+                raise ValueError("header routing needs a default_target")
+        known = set(names)
+        if known:
+            wanted = [r.target for r in self.rules] + ([self.default_target] if self.default_target else [])
+            unknown = sorted({t for t in wanted if t not in known})
+            if unknown:
+                raise ValueError(f"rules name unknown targets {', '.join(unknown)}; known: {', '.join(names)}")
+        return self
+
+
+class TLSMode(StrEnum):
+    OFF = "off"
+    CIRCUIT = "circuit"
+    FULL = "full"
+
+
+class TLSConfig(BaseModel):
+    model_config = _FROZEN
+
+    mode: TLSMode = TLSMode.OFF
+    cert: str = ""
+    key: str = ""
+    auto_rotate: bool = False
+    rotate_check_interval_s: float = Field(default=3600.0, gt=0)
+    warning_days: int = Field(default=30, ge=0)
+    critical_days: int = Field(default=7, ge=0)
+
+    @model_validator(mode="after")
+    def _thresholds_and_files(self) -> TLSConfig:
+        if self.critical_days > self.warning_days:
+            raise ValueError("critical_days must not exceed warning_days")
+        if self.mode is not TLSMode.OFF and not (self.cert and self.key):
+            raise ValueError(f"tls mode {self.mode} needs both cert and key")
+        return self
+
+
+class ControlAuthConfig(BaseModel):
+    """Authentication of the adapters' management API."""
+
+    model_config = _FROZEN
+
+    auth: bool = False
+    token_env: str = Field(default="", pattern=r"^$|^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SecurityConfig(BaseModel):
+    model_config = _FROZEN
+
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    control: ControlAuthConfig = Field(default_factory=ControlAuthConfig)
+
+
+class ObservabilityConfig(BaseModel):
+    model_config = _FROZEN
+
+    enabled: bool = False
+    sink: str = "jsonl"
+    otlp_endpoint: str = ""
+    otlp_protocol: str = "grpc"
+    service_name: str = ""
+    trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class ClusterIdentity(BaseModel):
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    api_endpoint: str = Field(min_length=1)
+    region: str = ""
+    priority: int = Field(default=0, ge=0)
+
+
+class FederationConfig(BaseModel):
+    model_config = _FROZEN
+
+    enabled: bool = False
+    identity: ClusterIdentity | None = None
+    peers: list[ClusterIdentity] = Field(default_factory=list)
+    heartbeat_interval_s: float = Field(default=30.0, ge=0.1)
+    heartbeat_timeout_s: float = Field(default=10.0, ge=0.1)
+    failover_threshold: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _identity_when_enabled(self) -> FederationConfig:
+        if self.enabled and self.identity is None:
+            raise ValueError("federation is enabled but has no identity; add identity: {name, api_endpoint}")
+        return self
+
+
+class TaintConfig(BaseModel):
+    model_config = _FROZEN
+
+    enabled: bool = False
+    scan_requests: bool = True
+    scan_responses: bool = True
+    categories: list[str] = Field(default_factory=lambda: ["email", "name", "ssn", "card", "phone"])
+
+
+class ArbiterConfig(BaseModel):
+    model_config = _FROZEN
+
+    api_endpoint: str = ""
+    endpoint: str = ""
+    forward_spans: bool = False
+    classification_tagging: bool = False
+
+
+class LedgerConfig(BaseModel):
+    model_config = _FROZEN
+
+    api_endpoint: str = ""
+
+
+class DeployConfig(BaseModel):
+    model_config = _FROZEN
+
+    provider: str = Field(default="local", pattern=r"^[a-z][a-z0-9_-]*$")
+    project: str = ""
+    region: str = ""
+    namespace: str = ""
+    build: bool = False
+    image: str = ""

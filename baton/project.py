@@ -1,0 +1,105 @@
+"""A Baton project on disk: ``baton.yaml``, the ``.baton/`` state directory, and
+the lock that serializes commands on one project."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from baton.config import CONFIG_FILENAME, CircuitConfig, YamlDocument, validate_document
+from baton.errors import LockTimeout, ProjectError
+
+__all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S"]
+
+STATE_DIRNAME = ".baton"
+LOCK_TIMEOUT_S = float(os.environ.get("BATON_LOCK_TIMEOUT_S", "30"))
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a circuit lives: its directory, config file and state directory."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        """The project whose ``baton.yaml`` is in ``start`` or its nearest parent."""
+        here = Path(start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / CONFIG_FILENAME).is_file():
+                return cls(candidate)
+        raise ProjectError(
+            f"no {CONFIG_FILENAME} found in {here} or its parents; run `baton init` there or pass --dir."
+        )
+
+    @classmethod
+    def at(cls, root: Path) -> Project:
+        """The project rooted exactly at ``root`` (which must hold baton.yaml)."""
+        root = Path(root).resolve()
+        if not (root / CONFIG_FILENAME).is_file():
+            raise ProjectError(f"no {CONFIG_FILENAME} in {root}; run `baton init {root}` first.")
+        return cls(root)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILENAME
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIRNAME
+
+    def label(self, path: Path) -> str:
+        """A path as the user should see it: relative to the project when inside it."""
+        with contextlib.suppress(ValueError):
+            return str(Path(path).resolve().relative_to(self.root))
+        return str(path)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the project root."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    # -- reading -------------------------------------------------------------
+
+    def document(self) -> YamlDocument:
+        return YamlDocument.load(self.config_path, label=CONFIG_FILENAME)
+
+    def load(self) -> CircuitConfig:
+        return validate_document(self.document(), CircuitConfig, label=CONFIG_FILENAME)
+
+    # -- writing -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the project lock: one editing command at a time per project."""
+        self.state_dir.mkdir(exist_ok=True)
+        lock = FileLock(str(self.state_dir / "project.lock"))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise LockTimeout(
+                f"another baton command has held {self.label(lock.lock_file)} for {timeout:.0f} s; "
+                "wait for it to finish and retry."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[YamlDocument]:
+        """Load baton.yaml under the lock; on a clean exit validate the edit and write it atomically.
+
+        An edit that would leave the file invalid raises and writes nothing.
+        """
+        with self.lock():
+            doc = self.document()
+            validate_document(doc, CircuitConfig, label=CONFIG_FILENAME)  # refuse to build on a broken file
+            yield doc
+            validate_document(doc, CircuitConfig, label=CONFIG_FILENAME)
+            doc.save()
