@@ -43,7 +43,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     return grid
