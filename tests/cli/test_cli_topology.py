@@ -72,7 +72,7 @@ def test_every_command_prints_one_json_document(project_dir: Path) -> None:
 
 def test_init_name_defaults_to_directory_and_refuses_to_overwrite(tmp_path: Path) -> None:
     result = run_baton("init", "--json", cwd=tmp_path)
-    assert result.json()["name"] == tmp_path.name.replace("_", "_")
+    assert result.json()["name"] == tmp_path.name
     assert_clean_failure(run_baton("init", cwd=tmp_path), 1, "already exists")
 
 
@@ -183,3 +183,19 @@ def test_human_output_is_a_table(project_dir: Path) -> None:
     run_baton("node", "add", "api", "--port", "8100", cwd=project_dir)
     text = run_baton("status", cwd=project_dir).stdout
     assert "Nodes" in text and "api" in text and "8100" in text and "18100" in text
+
+
+def test_node_add_with_a_contract_and_cycles_in_status(project_dir: Path) -> None:
+    spec = ROOT / "examples" / "shop" / "specs" / "orders.yaml"
+    local = project_dir / "specs" / "orders.yaml"
+    local.parent.mkdir()
+    local.write_text(spec.read_text())
+    (project_dir / "specs" / "common.yaml").write_text((spec.parent / "common.yaml").read_text())
+    added = run_baton("node", "add", "orders", "--contract", "specs/orders.yaml", "--json", cwd=project_dir).json()
+    assert added["node"]["contract"] == "specs/orders.yaml"
+    run_baton("node", "add", "billing", cwd=project_dir)
+    run_baton("edge", "add", "orders", "billing", cwd=project_dir)
+    run_baton("edge", "add", "billing", "orders", cwd=project_dir)
+    status = run_baton("status", "--json", cwd=project_dir).json()
+    assert status["cycles"] == [["orders", "billing"]]
+    assert "Cycle:" in run_baton("status", cwd=project_dir).stdout
