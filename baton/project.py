@@ -78,7 +78,7 @@ class Project:
     def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the project lock: one editing command at a time per project."""
         self.state_dir.mkdir(exist_ok=True)
-        lock = FileLock(str(self.state_dir / "project.lock"))
+        lock = FileLock(str(self.state_dir / "project.lock"), thread_local=False)
         try:
             lock.acquire(timeout=timeout)
         except Timeout:

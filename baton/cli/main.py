@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from baton.cli.migrate_cmd import migrate_config
+from baton.cli.runtime_cmd import down, serve, slot, swap, up
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
 from baton.cli.topology_cmd import contract, edge, init, node
@@ -57,6 +58,8 @@ cli.add_command(status)
 cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
+for _command in (up, down, slot, swap, serve):
+    cli.add_command(_command)
 
 
 def _fail(message: str, code: int) -> int:

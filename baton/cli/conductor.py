@@ -1,0 +1,157 @@
+"""The conductor (``baton serve``): the project's long-running process that runs
+requested flows warm, in-process, one at a time, and streams progress and the
+result back to the CLI as JSON lines. (The event core for self-healing joins
+it in a later issue.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from baton.conductor_client import CONDUCTOR_FILE, ConductorClient
+from baton.config.document import atomic_write_text
+from baton.errors import BatonError
+from baton.processes import ProcessRecord, process_start_ticks, spawn
+
+__all__ = ["serve", "ensure_conductor", "stop_conductor"]
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S = float(os.environ.get("BATON_CONDUCTOR_START_TIMEOUT_S", "90"))
+
+
+async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Run the conductor until SIGTERM/SIGINT or POST /shutdown."""
+    from aiohttp import web
+
+    from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, run_in_loop
+
+    apply_prefect_environment(project)
+    import prefect  # noqa: F401 - warm the import once, here, not per run
+
+    token = secrets.token_urlsafe(32)
+    run_lock = asyncio.Lock()
+    stopping = asyncio.Event()
+    router = ProgressRouter.install()
+
+    @web.middleware
+    async def auth(request: web.Request, handler):  # noqa: ANN001, ANN202
+        given = request.headers.get("Authorization", "")
+        if not secrets.compare_digest(given, f"Bearer {token}"):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return await handler(request)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "pid": os.getpid(), "busy": run_lock.locked()})
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def progress(line: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, {"progress": line})
+
+        async def execute() -> None:
+            try:
+                async with run_lock:
+                    with router.routing_to(progress):
+                        result = await run_in_loop(project, body["action"], body.get("params") or {},
+                                                   who=body.get("actor"))
+                queue.put_nowait({"result": result})
+            except BatonError as exc:
+                queue.put_nowait({"error": exc.message, "exit_code": exc.exit_code})
+            except Exception as exc:  # a flow's unexpected failure: one line, the run keeps its traceback
+                log.exception("run of %s failed", body.get("action"))
+                queue.put_nowait({"error": f"the {body.get('action')} flow failed: {type(exc).__name__}: {exc}",
+                                  "exit_code": 1})
+
+        worker = asyncio.create_task(execute())
+        while True:
+            item = await queue.get()
+            await response.write((json.dumps(item, default=str) + "\n").encode())
+            if "result" in item or "error" in item:
+                break
+        await worker
+        await response.write_eof()
+        return response
+
+    async def shutdown(_: web.Request) -> web.Response:
+        stopping.set()
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/health", health)
+    app.router.add_post("/run", run)
+    app.router.add_post("/shutdown", shutdown)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    me = os.getpid()
+    record = ProcessRecord(me, os.getpgid(me), process_start_ticks(me) or 0, tuple(sys.argv))
+    path = project.state_dir / CONDUCTOR_FILE
+    atomic_write_text(path, json.dumps({"host": host, "port": bound, "token": token, "process": record.to_json()}))
+    os.chmod(path, 0o600)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+        async with asyncio.timeout(60):
+            async with run_lock:  # let a run in progress finish
+                pass
+    finally:
+        path.unlink(missing_ok=True)
+        await runner.cleanup()
+
+
+def ensure_conductor(project: Any) -> ConductorClient:
+    """The running conductor, or a new one started in the background."""
+    client = ConductorClient.discover(project.state_dir)
+    if client is not None and client.ping():
+        return client
+    project.state_dir.mkdir(exist_ok=True)
+    (project.state_dir / CONDUCTOR_FILE).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "baton.cli.main", "-C", str(project.root), "serve"]
+    record = spawn(argv, env={k: v for k, v in os.environ.items() if k != "BATON_NO_CONDUCTOR"},
+                   cwd=project.root, stdout=project.state_dir / "conductor.log")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    delay = 0.05
+    while time.monotonic() < deadline:
+        client = ConductorClient.discover(project.state_dir)
+        if client is not None and client.ping():
+            return client
+        if process_start_ticks(record.pid) is None:
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.3)
+    tail = (project.state_dir / "conductor.log").read_text(errors="replace").strip().splitlines()[-3:]
+    raise BatonError(f"the conductor did not start ({' | '.join(tail) or 'no output'}); "
+                     f"see {project.state_dir / 'conductor.log'}.")
+
+
+def stop_conductor(project: Any) -> bool:
+    from baton.processes import stop_group
+
+    client = ConductorClient.discover(project.state_dir)
+    if client is None:
+        return False
+    client.shutdown()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and client.process and process_start_ticks(client.process.pid) is not None:
+        time.sleep(0.05)
+    if client.process and process_start_ticks(client.process.pid) is not None:
+        stop_group(client.process)
+    (Path(project.state_dir) / CONDUCTOR_FILE).unlink(missing_ok=True)
+    return True

@@ -1,0 +1,148 @@
+"""Running a topology action: through the conductor when it runs (warm, no
+Prefect import here), otherwise as a local flow run in this process against
+the project's Prefect server. The CLI is the only part of ``baton/`` that
+reaches ``flows/``, and only here, lazily."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["FLOWS", "actor", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
+           "ProgressRouter", "stderr_progress"]
+
+# action -> "module:function"
+FLOWS: dict[str, str] = {
+    "up": "flows.up:up",
+    "down": "flows.down:down",
+    "slot": "flows.slot:slot",
+    "swap": "flows.swap:swap",
+    "route": "flows.route:route",
+}
+
+Progress = Callable[[str], None]
+
+
+def actor() -> str:
+    try:
+        return os.environ.get("BATON_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def apply_prefect_environment(project: Any) -> str:
+    """Point this process's Prefect settings at the project's server (starting it if needed)."""
+    from baton.prefect_server import ensure_server, prefect_environment
+
+    server = ensure_server(project.state_dir)
+    os.environ.update(prefect_environment(project.state_dir, server.api_url))
+    return server.api_url
+
+
+class ProgressRouter(logging.Handler):
+    """Turns Prefect's task-run logs into one short line per finished step, sent to the current run's sink."""
+
+    _installed: ProgressRouter | None = None
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.sink: Progress | None = None
+
+    @classmethod
+    def install(cls) -> ProgressRouter:
+        """Attach once, after Prefect has configured logging (its dictConfig would drop our handler)."""
+        from prefect.logging.configuration import ensure_logging_setup
+
+        ensure_logging_setup()
+        if cls._installed is None:
+            cls._installed = cls()
+        logger = logging.getLogger("prefect.task_runs")
+        if cls._installed not in logger.handlers:
+            logger.addHandler(cls._installed)
+        return cls._installed
+
+    @contextlib.contextmanager
+    def routing_to(self, sink: Progress | None) -> Iterator[None]:
+        previous, self.sink = self.sink, sink
+        try:
+            yield
+        finally:
+            self.sink = previous
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        message = record.getMessage()
+        name = getattr(record, "task_run_name", None)
+        if name and message.startswith("Finished in state"):
+            state = message.removeprefix("Finished in state ").split("(")[0]
+            sink(f"{name.rsplit('-', 1)[0]}: {state.lower()}")
+
+
+def _flow(action: str) -> Any:
+    module_name, function = FLOWS[action].split(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str) -> list[str]:
+    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}"]
+    if params.get("node"):
+        labels.append(f"node:{params['node']}")
+    return labels
+
+
+async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who: str | None = None) -> Any:
+    """Run an action's flow on the running event loop, holding the project lock (the conductor's way)."""
+    from prefect import tags
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    flow = _flow(action)
+    lock = project.lock()
+    await asyncio.to_thread(lock.__enter__)
+    try:
+        circuit = project.load().name
+        with tags(*_labels(action, params, who, circuit)), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            if inspect.iscoroutinefunction(getattr(flow, "fn", flow)):
+                return await flow(root=str(project.root), **params)
+            return await asyncio.to_thread(flow, root=str(project.root), **params)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def run_local(project: Any, action: str, params: dict[str, Any], progress: Progress | None = None,
+              *, who: str | None = None) -> Any:
+    """Run one action's flow in this process (no conductor); returns the flow's result."""
+    apply_prefect_environment(project)
+    router = ProgressRouter.install()
+    with router.routing_to(progress):
+        return asyncio.run(run_in_loop(project, action, params, who=who))
+
+
+def run_action(project: Any, action: str, params: dict[str, Any], progress: Progress | None = None) -> Any:
+    """Run through the conductor when it is up, else locally."""
+    from baton.conductor_client import ConductorClient
+
+    client = ConductorClient.discover(project.state_dir)
+    if client is not None:
+        return client.run(action, params, actor=actor(), progress=progress)
+    return run_local(project, action, params, progress)
+
+
+def stderr_progress(enabled: bool) -> Progress | None:
+    if not enabled:
+        return None
+
+    def show(line: str) -> None:
+        sys.stderr.write(f"  · {line}\n")
+        sys.stderr.flush()
+
+    return show

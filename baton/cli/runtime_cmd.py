@@ -1,0 +1,113 @@
+"""Runtime commands: up, down, slot, swap, serve. Each is a flow run (see flowrun)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from baton.cli.output import emit, json_option
+
+__all__ = ["up", "down", "slot", "swap", "serve"]
+
+
+def _run(obj: Any, action: str, params: dict[str, Any], as_json: bool) -> tuple[Any, Any]:
+    from baton.cli.flowrun import run_action, stderr_progress
+
+    project = obj.project()
+    if "node" not in params:
+        params.setdefault("circuit", project.load().name)  # circuit-wide runs are named after the circuit
+    return project, run_action(project, action, params, stderr_progress(not as_json))
+
+
+@click.command()
+@click.option("--mock", is_flag=True, help="Serve every node from its mock (stops slotted services).")
+@click.option("--no-conductor", is_flag=True, help="Run the flow in this process; do not start `baton serve`.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds to wait for adapters.")
+@json_option
+@click.pass_obj
+def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool) -> None:
+    """Boot the circuit: an adapter per node, mocks where nothing is slotted."""
+    project = obj.project()
+    if not no_conductor:
+        from baton.cli.conductor import ensure_conductor
+
+        ensure_conductor(project)
+    _, result = _run(obj, "up", {"mock": mock, "timeout_s": timeout_s}, as_json)
+
+    def human(c: Any) -> None:
+        config = project.load()
+        started = ", ".join(result["started"]) or "none (already running)"
+        c.print(f"Circuit [bold]{config.name}[/] is up: {len(result['ready'])} nodes answering; started {started}")
+        for node in config.nodes:
+            c.print(f"  {node.name:<16} http://{node.host}:{node.port}  (management {node.management_port})")
+
+    emit(as_json, result, human)
+
+
+@click.command()
+@click.option("--all", "everything", is_flag=True, help="Also stop the conductor and the project's Prefect server.")
+@json_option
+@click.pass_obj
+def down(obj: Any, everything: bool, as_json: bool) -> None:
+    """Stop every service and adapter the circuit started (history is kept)."""
+    project, result = _run(obj, "down", {}, as_json)
+    if everything:
+        from baton.cli.conductor import stop_conductor
+        from baton.prefect_server import stop_server
+
+        result["conductor_stopped"] = stop_conductor(project)
+        result["prefect_server_stopped"] = stop_server(project.state_dir)
+
+    def human(c: Any) -> None:
+        c.print(f"Circuit is down: {len(result['hosts_stopped'])} adapter hosts and "
+                f"{len(result['services_stopped'])} services stopped")
+        if everything:
+            c.print("Conductor and Prefect server stopped; history stays in .baton/prefect")
+
+    emit(as_json, result, human)
+
+
+@click.command()
+@click.argument("node")
+@click.argument("command")
+@click.option("--force", is_flag=True, help="Slot even if the service fails contract validation.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds to wait for readiness.")
+@json_option
+@click.pass_obj
+def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
+    """Start COMMAND as NODE's service and switch its adapter to it."""
+    _, result = _run(obj, "slot", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+
+    def human(c: Any) -> None:
+        for note in result["notes"]:
+            c.print(f"[yellow]note:[/] {note}")
+        c.print(f"Slotted [bold]{node}[/]: {command} on port {result['port']} "
+                f"(ready after {result['ready_after_s']} s)")
+
+    emit(as_json, result, human)
+
+
+@click.command()
+@click.argument("node")
+@click.argument("command")
+@click.option("--force", is_flag=True, help="Swap even if the new version fails contract validation.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@json_option
+@click.pass_obj
+def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
+    """Hot-swap NODE's service for COMMAND with zero downtime."""
+    _, result = _run(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}"))
+
+
+@click.command()
+@click.pass_obj
+def serve(obj: Any) -> None:
+    """Run the project's conductor in the foreground (warm flow runs for the CLI)."""
+    import asyncio
+
+    from baton.cli.conductor import serve as run_conductor
+
+    asyncio.run(run_conductor(obj.project()))

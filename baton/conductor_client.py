@@ -1,0 +1,99 @@
+"""The CLI's side of the conductor: find it from ``.baton/conductor.json`` and
+run an action through it, streaming progress lines and the result back.
+
+Standard library only (``http.client``), so a warm command costs no import of
+aiohttp or Prefect.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from baton.errors import BatonError, UsageError
+from baton.processes import ProcessRecord, is_running
+
+__all__ = ["ConductorClient", "CONDUCTOR_FILE"]
+
+CONDUCTOR_FILE = "conductor.json"
+
+
+@dataclass(frozen=True)
+class ConductorClient:
+    host: str
+    port: int
+    token: str
+    process: ProcessRecord | None = None
+
+    @classmethod
+    def discover(cls, state_dir: Path) -> ConductorClient | None:
+        """The project's running conductor, or None."""
+        if os.environ.get("BATON_NO_CONDUCTOR"):
+            return None
+        try:
+            data = json.loads((Path(state_dir) / CONDUCTOR_FILE).read_text())
+            record = ProcessRecord.from_json(data["process"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not is_running(record):
+            return None
+        return cls(data["host"], int(data["port"]), data["token"], record)
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            conn = self._connection(timeout)
+            conn.request("GET", "/health", headers=self._headers())
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def run(self, action: str, params: dict[str, Any], *, actor: str,
+            progress: Callable[[str], None] | None = None) -> Any:
+        """Run ``action`` in the conductor; progress lines go to ``progress``; errors raise as here."""
+        body = json.dumps({"action": action, "params": params, "actor": actor})
+        try:
+            conn = self._connection(None)
+            conn.request("POST", "/run", body=body, headers=self._headers())
+            response = conn.getresponse()
+        except OSError as exc:
+            raise BatonError(f"the conductor at {self.host}:{self.port} does not answer ({exc}); "
+                             "run `baton serve` again or `baton down --all`.") from exc
+        if response.status != 200:
+            raise BatonError(f"the conductor refused the run (HTTP {response.status}: {response.read()[:200]!r}).")
+        result: Any = None
+        failed: dict[str, Any] | None = None
+        for raw in response:
+            line = json.loads(raw)
+            if "progress" in line and progress is not None:
+                progress(line["progress"])
+            elif "result" in line:
+                result = line["result"]
+            elif "error" in line:
+                failed = line
+        conn.close()
+        if failed is not None:
+            error_cls = UsageError if failed.get("exit_code") == 2 else BatonError
+            raise error_cls(failed["error"])
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            conn = self._connection(5)
+            conn.request("POST", "/shutdown", headers=self._headers())
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            pass

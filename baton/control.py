@@ -1,0 +1,109 @@
+"""The client of an adapter's management API (JSON over HTTP, bearer token).
+
+aiohttp with explicit timeouts; tenacity retries one connection-level call a
+few times (an adapter that is restarting), never an answered request, so
+retries do not multiply with the task retries above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from baton.errors import BatonError
+
+__all__ = ["ControlClient", "ControlError", "ControlUnreachable", "RoutingLocked", "InvalidRequest"]
+
+
+class ControlError(BatonError):
+    """The adapter answered with an error."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ControlUnreachable(ControlError):
+    """No adapter answers on the management port."""
+
+
+class RoutingLocked(ControlError):
+    """423: the node's routing is locked."""
+
+
+class InvalidRequest(ControlError):
+    """400: the adapter refused the request body."""
+
+
+@dataclass(frozen=True)
+class ControlClient:
+    node: str
+    host: str
+    port: int
+    token: str | None = None
+    timeout_s: float = 5.0
+    connect_attempts: int = 3
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def request(self, method: str, path: str, body: Any = None, *, timeout_s: float | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s, connect=min(2.0, timeout_s or self.timeout_s))
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(aiohttp.ClientConnectionError),
+                stop=stop_after_attempt(self.connect_attempts),
+                wait=wait_exponential(multiplier=0.05, max=0.5),
+                reraise=True,
+            ):
+                with attempt:
+                    async with aiohttp.ClientSession(timeout=timeout) as session:
+                        async with session.request(method, self.base_url + path, json=body, headers=headers) as resp:
+                            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+                            status = resp.status
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise ControlUnreachable(
+                f"the adapter of node {self.node} does not answer on {self.base_url} ({type(exc).__name__}); "
+                "is the circuit up? Run `baton up` or `baton status`.",
+            ) from exc
+        if status < 400:
+            return payload
+        message = (payload or {}).get("error") if isinstance(payload, dict) else None
+        message = f"node {self.node}: {message or f'HTTP {status}'}"
+        if status == 423:
+            raise RoutingLocked(f"{message}", status)
+        if status == 400:
+            raise InvalidRequest(message, status)
+        if status in (401, 503):
+            raise ControlError(f"{message}; check the management token (security.control.token_env).", status)
+        raise ControlError(message, status)
+
+    async def health(self) -> dict[str, Any]:
+        return await self.request("GET", "/health")
+
+    async def status(self) -> dict[str, Any]:
+        return await self.request("GET", "/status")
+
+    async def routing(self) -> dict[str, Any]:
+        return await self.request("GET", "/routing")
+
+    async def metrics(self) -> dict[str, Any]:
+        return await self.request("GET", "/metrics")
+
+    async def set_backend(self, backend: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/backend", backend)
+
+    async def set_routing(self, routing: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", "/routing", routing)
+
+    async def set_locked(self, locked: bool) -> dict[str, Any]:
+        return await self.request("POST", "/routing", {"locked": locked})
+
+    async def drain(self, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
+        return await self.request("POST", "/drain", {"host": host, "port": port, "timeout_s": timeout_s},
+                                  timeout_s=timeout_s + 5)

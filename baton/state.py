@@ -1,0 +1,135 @@
+"""Runtime state of a circuit, persisted as one JSON document in ``.baton/state.json``.
+
+Written atomically (temp file + rename) under the project lock, so two
+commands at once cannot corrupt it. Shapes follow the original Baton
+(``collapse_level``, ``live_nodes``, ``adapters``) with what a local provider
+needs to find its processes again from another command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from baton.config.document import atomic_write_text
+from baton.errors import ProjectError
+
+__all__ = [
+    "CollapseLevel",
+    "ProcessInfo",
+    "ServiceSlot",
+    "NodeState",
+    "AdapterHost",
+    "CircuitState",
+    "StateStore",
+    "now_iso",
+]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class CollapseLevel(StrEnum):
+    FULL_MOCK = "full_mock"
+    PARTIAL = "partial"
+    FULL_LIVE = "full_live"
+
+
+class ProcessInfo(BaseModel):
+    """A process the provider started (see :class:`baton.processes.ProcessRecord`)."""
+
+    pid: int
+    pgid: int
+    start_ticks: int
+    argv: list[str] = Field(default_factory=list)
+
+
+class ServiceSlot(BaseModel):
+    """What runs behind a node's adapter (or a routing target of it)."""
+
+    command: str = ""
+    is_mock: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: ProcessInfo | None = None
+    container: str = ""
+    started_at: str = ""
+
+
+class NodeState(BaseModel):
+    node_name: str
+    host_id: str = Field(default="", description="Which adapter host serves this node.")
+    service: ServiceSlot = Field(default_factory=ServiceSlot)
+    targets: dict[str, ServiceSlot] = Field(default_factory=dict, description="Extra versions for ab/canary.")
+    routing: dict[str, Any] | None = None
+    last_health_verdict: str = "unknown"
+    updated_at: str = ""
+
+
+class AdapterHost(BaseModel):
+    """One adapter process (local) or container (docker) and the nodes it hosts."""
+
+    host_id: str
+    nodes: list[str]
+    config_file: str = ""
+    process: ProcessInfo | None = None
+    container: str = ""
+    started_at: str = ""
+
+
+class CircuitState(BaseModel):
+    circuit_name: str = "default"
+    provider: str = "local"
+    collapse_level: CollapseLevel = CollapseLevel.FULL_MOCK
+    live_nodes: list[str] = Field(default_factory=list)
+    hosts: dict[str, AdapterHost] = Field(default_factory=dict)
+    adapters: dict[str, NodeState] = Field(default_factory=dict)
+    started_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def running(self) -> bool:
+        return bool(self.hosts)
+
+    def node(self, name: str) -> NodeState:
+        return self.adapters.setdefault(name, NodeState(node_name=name))
+
+
+class StateStore:
+    """Read and write ``.baton/state.json``. Writers hold the project lock."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / "state.json"
+
+    def load(self) -> CircuitState:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return CircuitState()
+        try:
+            return CircuitState.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as exc:
+            raise ProjectError(
+                f"{self.path} is not a valid Baton state file ({type(exc).__name__}); "
+                "run `baton down --force` to stop what it can find and start over."
+            ) from None
+
+    def save(self, state: CircuitState) -> None:
+        state.updated_at = now_iso()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, state.model_dump_json(indent=2) + "\n")
+
+    @contextlib.contextmanager
+    def updating(self) -> Iterator[CircuitState]:
+        """Load, let the caller change, save (the caller holds the project lock)."""
+        state = self.load()
+        yield state
+        self.save(state)

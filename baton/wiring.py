@@ -1,0 +1,83 @@
+"""Pure wiring of a circuit: the adapter configuration the data plane reads, the
+URLs consumers use to reach their dependencies, and a slotted service's
+environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from baton.config import CircuitConfig, NodeConfig, NodeRole
+
+__all__ = ["env_name", "node_url", "dependency_env", "service_env", "adapter_node", "adapter_config"]
+
+
+def env_name(node: str) -> str:
+    """``BATON_<NODE>_URL`` spelling of a node name (``ledger-db`` -> ``LEDGER_DB``)."""
+    return node.upper().replace("-", "_")
+
+
+def node_url(node: NodeConfig, *, host: str | None = None) -> str:
+    scheme = "http"
+    return f"{scheme}://{host or node.host}:{node.port}"
+
+
+def dependency_env(config: CircuitConfig, node: str, *, host_of: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``BATON_<DEP>_URL`` for every edge out of ``node``: the dependency's adapter, never its service."""
+    env: dict[str, str] = {}
+    for edge in config.edges:
+        if edge.source == node:
+            target = config.node(edge.target)
+            assert target is not None  # validated config
+            env[f"BATON_{env_name(target.name)}_URL"] = node_url(target, host=(host_of or {}).get(target.name))
+    return env
+
+
+def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int) -> dict[str, str]:
+    """The environment a slotted service is started with (names as in the original Baton)."""
+    return {
+        "BATON_SERVICE_PORT": str(service_port),
+        "BATON_NODE_NAME": node.name,
+        "BATON_CONTROL_PORT": str(node.management_port),
+        "PORT": str(service_port),
+        **dependency_env(config, node.name),
+    }
+
+
+def adapter_node(
+    config: CircuitConfig,
+    node: NodeConfig,
+    *,
+    root: Path,
+    backend: Mapping[str, Any] | None,
+    routing: Mapping[str, Any] | None = None,
+    bind_host: str | None = None,
+) -> dict[str, Any]:
+    """One node of the adapter config (see ``baton_adapter.config``); ``backend`` None means the mock."""
+    contract = node.spec_path
+    entry: dict[str, Any] = {
+        "name": node.name,
+        "host": bind_host or node.host,
+        "port": node.port,
+        "management_port": node.management_port,
+        "mode": str(node.proxy_mode),
+        "role": str(node.role),
+        "policy": config.inbound_policy(node.name).model_dump(),
+    }
+    if contract:
+        path = Path(contract)
+        entry["contract"] = str(path if path.is_absolute() else (root / path).resolve())
+    if node.role is NodeRole.EGRESS or backend is None:
+        entry["backend"] = {"mock": True}
+    else:
+        entry["backend"] = dict(backend)
+    if routing:
+        entry["routing"] = dict(routing)
+    if config.security.control.auth and config.security.control.token_env:
+        entry["token_env"] = config.security.control.token_env
+    return entry
+
+
+def adapter_config(nodes: Sequence[Mapping[str, Any]], *, events_file: Path, grace_s: float = 10.0) -> dict[str, Any]:
+    return {"events_file": str(events_file), "shutdown_grace_s": grace_s, "nodes": [dict(n) for n in nodes]}

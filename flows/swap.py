@@ -1,0 +1,52 @@
+"""``baton swap <node> <command>``: hot-swap a slotted service with zero failed
+requests. The new version starts on a fresh port and is health-gated; the
+switch is one atomic call on the adapter; the old version is drained (requests
+in flight complete) and only then stopped. Any failure before the switch stops
+the new version; a failure at the switch restores the old backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from baton.errors import UsageError
+from tasks.adapters import drain_backend, node_snapshot, set_backend
+from tasks.audit import record_change
+from tasks.circuit import current_service
+from tasks.services import (
+    plan_service,
+    record_service,
+    start_service,
+    stop_service,
+    validate_service_contract,
+    wait_service_ready,
+)
+
+__all__ = ["swap"]
+
+
+@flow(name="swap", flow_run_name="swap-{node}")
+async def swap(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0,
+               drain_timeout_s: float = 30.0) -> dict[str, Any]:
+    old = current_service(root, node)
+    if old is None:
+        raise UsageError(f"nothing is slotted into {node}; use `baton slot {node} <command>` first.")
+    before = await node_snapshot(root, node)
+    plan = plan_service(root, node, command)
+    new = start_service(root, plan)
+    try:
+        await wait_service_ready(root, node, new, timeout_s)
+        await validate_service_contract(root, node, new, force)
+        await set_backend(root, node, {"host": new["host"], "port": new["port"]})
+    except BaseException:
+        stop_service(root, new)
+        await set_backend(root, node, {"host": old["host"], "port": old["port"]})  # undo a partial switch
+        raise
+    record_service(root, node, new)
+    drained = await drain_backend(root, node, old["host"], old["port"], drain_timeout_s)
+    stop_service(root, old)
+    after = await node_snapshot(root, node)
+    record_change("swap", node, before, after, {"command": command, "force": force})
+    return {"node": node, "port": new["port"], "old_port": old["port"], "command": command, "drained": drained,
+            "notes": plan["notes"]}

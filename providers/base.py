@@ -1,0 +1,40 @@
+"""The one interface every provider implements: where adapter hosts and
+slotted services run. Flows never know which provider they drive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from baton.config import NodeConfig
+from baton.state import AdapterHost, ServiceSlot
+
+__all__ = ["Provider"]
+
+
+class Provider(Protocol):
+    name: str
+
+    def start_host(self, root: Path, state_dir: Path, host_id: str, adapter_config: Mapping[str, Any]) -> AdapterHost:
+        """Start one adapter host serving ``adapter_config['nodes']``; do not wait for readiness."""
+
+    def stop_host(self, host: AdapterHost) -> bool:
+        """Stop an adapter host; True when it had been running. Idempotent."""
+
+    def host_alive(self, host: AdapterHost) -> bool: ...
+
+    def host_log_tail(self, host: AdapterHost, lines: int = 5) -> str: ...
+
+    def start_service(
+        self, root: Path, state_dir: Path, node: NodeConfig, argv: Sequence[str], env: Mapping[str, str], port: int
+    ) -> ServiceSlot:
+        """Start a slotted service listening on ``port``; do not wait for readiness."""
+
+    def stop_service(self, slot: ServiceSlot) -> bool:
+        """Stop a service and everything it started; True when it had been running. Idempotent."""
+
+    def service_alive(self, slot: ServiceSlot) -> bool: ...
+
+    def free_port(self) -> int:
+        """A port nothing listens on, for a new service version."""

@@ -1,0 +1,161 @@
+"""Tasks that start, stop and steer adapters. Each sets a target state, so a retry is harmless."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+from prefect import task
+
+from baton.errors import BatonError
+from baton.state import now_iso
+from baton.wiring import adapter_config, adapter_node
+from tasks.context import Circuit, open_circuit, retry_transient
+
+__all__ = [
+    "start_adapter_host",
+    "wait_adapters_ready",
+    "stop_adapter_hosts",
+    "set_backend",
+    "set_routing",
+    "set_locked",
+    "drain_backend",
+    "node_snapshot",
+]
+
+
+def _backend_of(circuit: Circuit, name: str) -> dict[str, Any] | None:
+    """The backend a node should have after a (re)start: its live service, else its mock."""
+    node_state = circuit.state().adapters.get(name)
+    if node_state and not node_state.service.is_mock and node_state.service.port:
+        slot = node_state.service
+        if circuit.provider().service_alive(slot):
+            return {"host": slot.host, "port": slot.port}
+    return None
+
+
+@task(name="start-adapter-host", retries=1, retry_delay_seconds=1)
+def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
+    """Start one adapter process hosting ``nodes`` (no-op when it already runs)."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    provider = circuit.provider(state)
+    existing = state.hosts.get(host_id)
+    if existing and provider.host_alive(existing) and sorted(existing.nodes) == sorted(nodes):
+        return existing.model_dump()
+    if existing:
+        provider.stop_host(existing)
+    entries = [
+        adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=_backend_of(circuit, n),
+                     routing=(state.adapters.get(n).routing if state.adapters.get(n) else None))
+        for n in nodes
+    ]
+    host = provider.start_host(circuit.root, circuit.state_dir, host_id,
+                               adapter_config(entries, events_file=circuit.state_dir / "events.jsonl"))
+    state.hosts[host_id] = host
+    state.provider = provider.name
+    state.circuit_name = circuit.config.name
+    state.started_at = state.started_at or now_iso()
+    for name in nodes:
+        node_state = state.node(name)
+        node_state.host_id = host_id
+        if _backend_of(circuit, name) is None:
+            node_state.service.is_mock = True
+        node_state.updated_at = now_iso()
+    circuit.store.save(state)
+    return host.model_dump()
+
+
+async def _listening(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url) as resp:
+            return resp.status == 200 and bool((await resp.json()).get("listening", True))
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
+
+
+@task(name="wait-adapters-ready")
+async def wait_adapters_ready(root: str, nodes: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Wait until every node's adapter answers its management API; fail fast when a host died."""
+    circuit = open_circuit(root)
+    pending = {n: f"{circuit.client(n).base_url}/status" for n in nodes}
+    token = circuit.client(nodes[0]).token if nodes else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    timeout = aiohttp.ClientTimeout(total=2, connect=1)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers,
+                                     connector=aiohttp.TCPConnector(limit=64)) as session:
+        while pending:
+            names = list(pending)
+            results = await asyncio.gather(*(_listening(session, pending[n]) for n in names))
+            for name, ok in zip(names, results, strict=True):
+                if ok:
+                    del pending[name]
+            if not pending:
+                break
+            state = circuit.state()
+            provider = circuit.provider(state)
+            for host in state.hosts.values():
+                if set(host.nodes) & set(pending) and not provider.host_alive(host):
+                    raise BatonError(
+                        f"the adapter host {host.host_id} exited while starting ({provider.host_log_tail(host)}); "
+                        "fix the cause and run `baton up` again."
+                    )
+            if time.monotonic() > deadline:
+                raise BatonError(
+                    f"adapters of {', '.join(sorted(pending))} did not answer within {timeout_s:.0f} s; "
+                    "see .baton/adapters/*.log."
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    return nodes
+
+
+@task(name="stop-adapter-hosts")
+def stop_adapter_hosts(root: str) -> list[str]:
+    """Stop every adapter host of the circuit; state forgets them."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    provider = circuit.provider(state)
+    stopped = []
+    for host_id, host in list(state.hosts.items()):
+        provider.stop_host(host)
+        stopped.append(host_id)
+        del state.hosts[host_id]
+    circuit.store.save(state)
+    return stopped
+
+
+@task(name="set-backend", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+async def set_backend(root: str, node: str, backend: dict[str, Any]) -> dict[str, Any]:
+    """Point a node's adapter at ``backend`` (``{host, port}`` or ``{mock: true}``)."""
+    return await open_circuit(root).client(node).set_backend(backend)
+
+
+@task(name="set-routing", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+async def set_routing(root: str, node: str, routing: dict[str, Any]) -> dict[str, Any]:
+    """Replace a node's routing table."""
+    return await open_circuit(root).client(node).set_routing(routing)
+
+
+@task(name="set-locked", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+async def set_locked(root: str, node: str, locked: bool) -> dict[str, Any]:
+    return await open_circuit(root).client(node).set_locked(locked)
+
+
+@task(name="drain-backend")
+async def drain_backend(root: str, node: str, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Wait until no request is in flight to the old backend ``host:port``."""
+    return await open_circuit(root).client(node).drain(host, port, timeout_s)
+
+
+@task(name="node-snapshot", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+async def node_snapshot(root: str, node: str) -> dict[str, Any]:
+    """The node's backend and routing as its adapter reports them (for the audit trail)."""
+    client = open_circuit(root).client(node)
+    status, routing = await asyncio.gather(client.status(), client.routing())
+    return {"backend": status.get("backend"), "routing": {k: routing.get(k) for k in ("strategy", "targets", "rules",
+                                                                                        "default_target", "locked")}}

@@ -1,0 +1,79 @@
+"""Circuit-wide tasks: which nodes lack a running adapter, stopping every service, forgetting state."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from baton.state import CircuitState, ServiceSlot, now_iso
+from tasks.context import open_circuit
+
+__all__ = ["circuit_nodes", "current_service", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
+
+
+def circuit_nodes(root: str) -> list[str]:
+    """Every node of baton.yaml, in start order (dependencies first)."""
+    from baton.circuit import CircuitGraph
+
+    return list(CircuitGraph.from_config(open_circuit(root).config).topological_order())
+
+
+@task(name="find-nodes-without-adapter")
+def nodes_without_adapter(root: str) -> list[str]:
+    """Nodes whose adapter host is not running (never started, or died); dead hosts are forgotten."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    provider = circuit.provider(state)
+    served: set[str] = set()
+    for host_id, host in list(state.hosts.items()):
+        if provider.host_alive(host):
+            served |= set(host.nodes)
+        else:
+            del state.hosts[host_id]
+    circuit.store.save(state)
+    return [n for n in circuit_nodes(root) if n not in served]
+
+
+def _slots(state: CircuitState) -> list[tuple[str, str, ServiceSlot]]:
+    found = []
+    for name, node in state.adapters.items():
+        if not node.service.is_mock:
+            found.append((name, "", node.service))
+        for target, slot in node.targets.items():
+            found.append((name, target, slot))
+    return found
+
+
+@task(name="stop-all-services")
+def stop_all_services(root: str) -> list[str]:
+    """Stop every slotted service and extra version; their nodes fall back to mocks."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    provider = circuit.provider(state)
+    stopped = []
+    for name, target, slot in _slots(state):
+        provider.stop_service(slot)
+        stopped.append(f"{name}:{target}" if target else name)
+    for node in state.adapters.values():
+        node.service = ServiceSlot()
+        node.targets = {}
+        node.routing = None
+        node.updated_at = now_iso()
+    state.live_nodes = []
+    circuit.store.save(state)
+    return stopped
+
+
+@task(name="forget-runtime")
+def forget_runtime(root: str) -> None:
+    """Clear runtime state once everything is stopped (history stays in Prefect)."""
+    circuit = open_circuit(root)
+    circuit.store.save(CircuitState(circuit_name=circuit.config.name))
+
+
+def current_service(root: str, node: str) -> dict | None:
+    """The live service slotted into ``node`` (as a dict), or None when it is mocked."""
+    state = open_circuit(root).state()
+    node_state = state.adapters.get(node)
+    if node_state is None or node_state.service.is_mock:
+        return None
+    return node_state.service.model_dump()

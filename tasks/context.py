@@ -1,0 +1,74 @@
+"""What every task needs to find the circuit: the project, its config, its state,
+its provider. Tasks take the project root as a plain string parameter so runs
+record it and retries rebuild everything from disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from baton.config import CircuitConfig, NodeConfig
+from baton.control import ControlClient
+from baton.errors import BatonError, UsageError
+from baton.project import Project
+from baton.state import CircuitState, StateStore
+from providers import Provider, get_provider
+
+__all__ = ["Circuit", "open_circuit", "retry_transient"]
+
+
+@dataclass
+class Circuit:
+    project: Project
+    config: CircuitConfig
+    store: StateStore
+
+    @property
+    def root(self) -> Path:
+        return self.project.root
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project.state_dir
+
+    def state(self) -> CircuitState:
+        return self.store.load()
+
+    def provider(self, state: CircuitState | None = None) -> Provider:
+        return get_provider((state or self.state()).provider if (state or self.state()).running else self.config.deploy.provider)
+
+    def node(self, name: str) -> NodeConfig:
+        node = self.config.node(name)
+        if node is None:
+            known = ", ".join(n.name for n in self.config.nodes) or "none"
+            raise UsageError(f"no node named {name!r} in baton.yaml; known nodes: {known}.")
+        return node
+
+    def client(self, name: str, *, timeout_s: float = 5.0) -> ControlClient:
+        import os
+
+        node = self.node(name)
+        token = None
+        control = self.config.security.control
+        if control.auth and control.token_env:
+            token = os.environ.get(control.token_env)
+        host = node.host if node.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return ControlClient(name, host, node.management_port, token=token, timeout_s=timeout_s)
+
+
+def open_circuit(root: str | Path) -> Circuit:
+    project = Project.at(Path(root))
+    return Circuit(project, project.load(), StateStore(project.state_dir))
+
+
+def retry_transient(task: object, task_run: object, state: object) -> bool:
+    """``retry_condition_fn`` for tasks: retry connection trouble, never a refusal (400, 423, bad input)."""
+    from baton.control import ControlUnreachable
+
+    try:
+        exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - an unreadable result is treated as transient
+        return True
+    if isinstance(exc, ControlUnreachable):
+        return True
+    return not isinstance(exc, BatonError)

@@ -1,0 +1,157 @@
+"""Tasks that start, check and stop slotted services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import aiohttp
+from prefect import task
+
+from baton.commands import parse_command
+from baton.errors import BatonError, UsageError
+from baton.state import ServiceSlot, now_iso
+from baton.wiring import service_env
+from tasks.context import open_circuit
+
+__all__ = ["ServiceNotReady", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
+           "stop_service", "record_service"]
+
+
+class ServiceNotReady(BatonError):
+    """The service exited or never answered on its port."""
+
+
+@task(name="plan-service")
+def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
+    """Choose the service's port and argv; a literal of the node's public port becomes the service port."""
+    circuit = open_circuit(root)
+    spec = circuit.node(node)
+    if spec.role.value == "egress":
+        raise UsageError(f"node {node!r} is egress: it is always served from its contract and cannot be slotted.")
+    port = circuit.provider().free_port()
+    env = service_env(circuit.config, spec, service_port=port)
+    argv = parse_command(command, {**os.environ, **env})
+    notes = []
+    rewritten = []
+    for word in argv:
+        if word == str(spec.port) or word == str(spec.management_port):
+            rewritten.append(str(port))
+            notes.append(f"{word} is the adapter's own port of {node}; the service listens on {port} "
+                         f"behind it (use $BATON_SERVICE_PORT in commands)")
+        else:
+            rewritten.append(word)
+    return {"node": node, "argv": rewritten, "env": env, "port": port, "notes": notes}
+
+
+@task(name="start-service")
+def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Start the service process (not yet receiving traffic)."""
+    circuit = open_circuit(root)
+    slot = circuit.provider().start_service(
+        circuit.root, circuit.state_dir, circuit.node(plan["node"]), plan["argv"], plan["env"], plan["port"]
+    )
+    return slot.model_dump()
+
+
+def _log_tail(state_dir, node: str, lines: int = 3) -> str:
+    path = state_dir / "service_logs.jsonl"
+    try:
+        records = [json.loads(l) for l in path.read_text(errors="replace").splitlines()[-200:] if l.strip()]
+    except (OSError, ValueError):
+        return ""
+    mine = [r.get("message", "") for r in records if r.get("node_name") == node][-lines:]
+    return " | ".join(mine)
+
+
+async def _answers(host: str, port: int, path: str, http: bool) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    if not http:
+        return True
+    try:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"http://{host}:{port}{path}") as resp:
+                return resp.status < 500
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+@task(name="wait-service-ready")
+async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout_s: float = 30.0,
+                             health_path: str = "/") -> dict[str, Any]:
+    """Wait until the service accepts connections (and answers HTTP below 500); fail fast if it exits."""
+    circuit = open_circuit(root)
+    service = ServiceSlot.model_validate(slot)
+    provider = circuit.provider()
+    http = circuit.node(node).proxy_mode.value in ("http", "soap")
+    started = time.monotonic()
+    delay = 0.02
+    while not await _answers(service.host, service.port, health_path, http):
+        if not provider.service_alive(service):
+            tail = _log_tail(circuit.state_dir, node)
+            raise ServiceNotReady(
+                f"the service for {node} exited before it was ready ({tail or 'no output'}); "
+                f"see `baton logs --node {node}`."
+            )
+        if time.monotonic() - started > timeout_s:
+            raise ServiceNotReady(
+                f"the service for {node} did not answer on port {service.port} within {timeout_s:.0f} s; "
+                "make it listen on $BATON_SERVICE_PORT."
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    return {"node": node, "port": service.port, "ready_after_s": round(time.monotonic() - started, 3)}
+
+
+@task(name="validate-service-contract")
+async def validate_service_contract(root: str, node: str, slot: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """Probe the service with safe requests and check its answers against the node's contract."""
+    circuit = open_circuit(root)
+    spec = circuit.node(node)
+    if not spec.spec_path or spec.proxy_mode.value != "http":
+        return {"ok": True, "skipped": "no contract"}
+    from baton_adapter.mock import validate_service
+
+    service = ServiceSlot.model_validate(slot)
+    report = await validate_service(f"http://{service.host}:{service.port}", str(circuit.project.resolve(spec.spec_path)))
+    result = report.to_json()
+    if not report.ok and not force:
+        first = next((r for r in report.rows() if "mismatch" in " ".join(map(str, r))), None)
+        detail = f" first: {' '.join(map(str, first))}" if first else ""
+        raise BatonError(
+            f"the service for {node} does not honour its contract ({len(report.mismatches)} mismatches;{detail}); "
+            "fix the service or pass --force to slot it anyway."
+        )
+    return result
+
+
+@task(name="stop-service")
+def stop_service(root: str, slot: dict[str, Any]) -> bool:
+    """Stop a service process group (idempotent)."""
+    return open_circuit(root).provider().stop_service(ServiceSlot.model_validate(slot))
+
+
+@task(name="record-service")
+def record_service(root: str, node: str, slot: dict[str, Any] | None) -> None:
+    """Persist what now serves ``node``: a service slot, or its mock when ``slot`` is None."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    node_state = state.node(node)
+    node_state.service = ServiceSlot.model_validate(slot) if slot else ServiceSlot()
+    node_state.updated_at = now_iso()
+    live = {n for n, s in state.adapters.items() if not s.service.is_mock}
+    state.live_nodes = sorted(live)
+    from baton.state import CollapseLevel
+
+    eligible = [n.name for n in circuit.config.nodes if n.role.value != "egress"]
+    state.collapse_level = (CollapseLevel.FULL_MOCK if not live else
+                            CollapseLevel.FULL_LIVE if set(eligible) <= live else CollapseLevel.PARTIAL)
+    circuit.store.save(state)
