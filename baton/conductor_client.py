@@ -18,9 +18,30 @@ from typing import Any
 from baton.errors import BatonError, UsageError
 from baton.processes import ProcessRecord, is_running
 
-__all__ = ["ConductorClient", "CONDUCTOR_FILE"]
+__all__ = ["ConductorClient", "CONDUCTOR_FILE", "code_stamp"]
 
 CONDUCTOR_FILE = "conductor.json"
+_CODE_PACKAGES = ("baton", "flows", "tasks", "providers")
+
+
+def code_stamp() -> str:
+    """Identifies the code a conductor runs: newest module mtime of the control-plane packages.
+
+    A conductor started before an upgrade (or an edit) runs stale flows; the CLI
+    compares stamps and restarts it.
+    """
+    import importlib.util
+
+    newest = 0.0
+    for package in _CODE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            for path in Path(location).rglob("*.py"):
+                try:
+                    newest = max(newest, path.stat().st_mtime)
+                except OSError:
+                    continue
+    return f"{newest:.6f}"
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,11 @@ class ConductorClient:
     port: int
     token: str
     process: ProcessRecord | None = None
+    code: str = ""
+
+    @property
+    def stale(self) -> bool:
+        return self.code != code_stamp()
 
     @classmethod
     def discover(cls, state_dir: Path) -> ConductorClient | None:
@@ -42,7 +68,7 @@ class ConductorClient:
             return None
         if not is_running(record):
             return None
-        return cls(data["host"], int(data["port"]), data["token"], record)
+        return cls(data["host"], int(data["port"]), data["token"], record, str(data.get("code", "")))
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)

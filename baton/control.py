@@ -74,9 +74,12 @@ class ControlClient:
         if status < 400:
             return payload
         message = (payload or {}).get("error") if isinstance(payload, dict) else None
-        message = f"node {self.node}: {message or f'HTTP {status}'}"
+        message = message or f"HTTP {status}"
+        if not message.startswith(f"node {self.node}"):
+            message = f"node {self.node}: {message}"
         if status == 423:
-            raise RoutingLocked(f"{message}", status)
+            raise RoutingLocked(f"node {self.node}: routing is locked; run `baton route unlock {self.node}` first.",
+                                status)
         if status == 400:
             raise InvalidRequest(message, status)
         if status in (401, 503):

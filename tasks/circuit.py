@@ -7,7 +7,7 @@ from prefect import task
 from baton.state import CircuitState, ServiceSlot, now_iso
 from tasks.context import open_circuit
 
-__all__ = ["circuit_nodes", "current_service", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
+__all__ = ["circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
 
 
 def circuit_nodes(root: str) -> list[str]:
@@ -77,3 +77,9 @@ def current_service(root: str, node: str) -> dict | None:
     if node_state is None or node_state.service.is_mock:
         return None
     return node_state.service.model_dump()
+
+
+def extra_versions(root: str, node: str) -> dict[str, dict]:
+    """The extra versions (ab ``b``, canary ``canary``) running for ``node``, by target name."""
+    node_state = open_circuit(root).state().adapters.get(node)
+    return {name: slot.model_dump() for name, slot in (node_state.targets if node_state else {}).items()}

@@ -18,7 +18,7 @@ from baton.wiring import service_env
 from tasks.context import open_circuit
 
 __all__ = ["ServiceNotReady", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
-           "stop_service", "record_service"]
+           "stop_service", "record_service", "record_routing"]
 
 
 class ServiceNotReady(BatonError):
@@ -154,4 +154,16 @@ def record_service(root: str, node: str, slot: dict[str, Any] | None) -> None:
     eligible = [n.name for n in circuit.config.nodes if n.role.value != "egress"]
     state.collapse_level = (CollapseLevel.FULL_MOCK if not live else
                             CollapseLevel.FULL_LIVE if set(eligible) <= live else CollapseLevel.PARTIAL)
+    circuit.store.save(state)
+
+
+@task(name="record-routing")
+def record_routing(root: str, node: str, routing: dict[str, Any] | None, extra: dict[str, dict[str, Any]]) -> None:
+    """Persist a node's routing table and the extra versions (ab/canary targets) it uses."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    node_state = state.node(node)
+    node_state.routing = routing
+    node_state.targets = {name: ServiceSlot.model_validate(slot) for name, slot in extra.items()}
+    node_state.updated_at = now_iso()
     circuit.store.save(state)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baton.conductor_client import CONDUCTOR_FILE, ConductorClient
+from baton.conductor_client import CONDUCTOR_FILE, ConductorClient, code_stamp
 from baton.config.document import atomic_write_text
 from baton.errors import BatonError
 from baton.processes import ProcessRecord, process_start_ticks, spawn
@@ -37,6 +37,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     import prefect  # noqa: F401 - warm the import once, here, not per run
 
     token = secrets.token_urlsafe(32)
+    code = code_stamp()
     run_lock = asyncio.Lock()
     stopping = asyncio.Event()
     router = ProgressRouter.install()
@@ -101,7 +102,8 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     me = os.getpid()
     record = ProcessRecord(me, os.getpgid(me), process_start_ticks(me) or 0, tuple(sys.argv))
     path = project.state_dir / CONDUCTOR_FILE
-    atomic_write_text(path, json.dumps({"host": host, "port": bound, "token": token, "process": record.to_json()}))
+    atomic_write_text(path, json.dumps({"host": host, "port": bound, "token": token, "process": record.to_json(),
+                                        "code": code}))
     os.chmod(path, 0o600)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,8 +121,10 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
 def ensure_conductor(project: Any) -> ConductorClient:
     """The running conductor, or a new one started in the background."""
     client = ConductorClient.discover(project.state_dir)
-    if client is not None and client.ping():
+    if client is not None and not client.stale and client.ping():
         return client
+    if client is not None:
+        stop_conductor(project)
     project.state_dir.mkdir(exist_ok=True)
     (project.state_dir / CONDUCTOR_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "baton.cli.main", "-C", str(project.root), "serve"]

@@ -25,7 +25,10 @@ FLOWS: dict[str, str] = {
     "down": "flows.down:down",
     "slot": "flows.slot:slot",
     "swap": "flows.swap:swap",
-    "route": "flows.route:route",
+    "route-split": "flows.route:route_split",
+    "route-set": "flows.route:route_set",
+    "route-lock": "flows.route:route_lock",
+    "route-clear": "flows.route:route_clear",
 }
 
 Progress = Callable[[str], None]
@@ -132,6 +135,10 @@ def run_action(project: Any, action: str, params: dict[str, Any], progress: Prog
     from baton.conductor_client import ConductorClient
 
     client = ConductorClient.discover(project.state_dir)
+    if client is not None and client.stale:  # started before the code changed: restart it
+        from baton.cli.conductor import ensure_conductor
+
+        client = ensure_conductor(project)
     if client is not None:
         return client.run(action, params, actor=actor(), progress=progress)
     return run_local(project, action, params, progress)

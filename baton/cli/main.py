@@ -12,7 +12,9 @@ from pathlib import Path
 
 import click
 
+from baton.cli.history_cmd import history
 from baton.cli.migrate_cmd import migrate_config
+from baton.cli.route_cmd import route
 from baton.cli.runtime_cmd import down, serve, slot, swap, up
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
@@ -58,7 +60,7 @@ cli.add_command(status)
 cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
-for _command in (up, down, slot, swap, serve):
+for _command in (up, down, slot, swap, route, serve, history):
     cli.add_command(_command)
 
 

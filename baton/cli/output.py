@@ -18,9 +18,13 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def console():  # noqa: ANN201 - rich is imported lazily
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Piped output keeps full rows (rich would fold tables at 80 columns).
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def error_console():  # noqa: ANN201

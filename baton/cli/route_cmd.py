@@ -1,0 +1,173 @@
+"""``baton route``: show, ab, canary, set, lock, unlock, clear."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from baton.cli.output import emit, json_option, table
+from baton.cli.runtime_cmd import _run
+
+__all__ = ["route"]
+
+_TARGET = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)=(?:(?P<host>[^:]+):)?(?P<port>\d+)(?::(?P<weight>\d+))?$")
+_RULE = re.compile(r"^(?P<header>[A-Za-z0-9-]+)=(?P<value>[^:]+):(?P<target>[A-Za-z0-9_-]+)$")
+
+
+def _split(value: str) -> int:
+    from baton.errors import UsageError
+
+    match = re.fullmatch(r"(\d{1,3})/(\d{1,3})", value)
+    if not match or int(match.group(1)) + int(match.group(2)) != 100:
+        raise UsageError(f"--split expects two weights summing to 100 like 80/20, found {value!r}.")
+    return int(match.group(2))
+
+
+@click.group()
+def route() -> None:
+    """Show and change how a node's adapter routes traffic."""
+
+
+@route.command("show")
+@click.argument("node")
+@json_option
+@click.pass_obj
+def route_show(obj: Any, node: str, as_json: bool) -> None:
+    """Show NODE's routing table and per-target metrics, as its adapter reports them."""
+    import asyncio
+    import os
+
+    from baton.control import ControlClient
+    from baton.errors import UsageError
+
+    project = obj.project()
+    config = project.load()
+    spec = config.node(node)
+    if spec is None:
+        raise UsageError(f"no node named {node!r}; known nodes: {', '.join(n.name for n in config.nodes) or 'none'}.")
+    control = config.security.control
+    token = os.environ.get(control.token_env) if control.auth and control.token_env else None
+    host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
+    routing = asyncio.run(ControlClient(node, host, spec.management_port, token=token, connect_attempts=1).routing())
+
+    def human(c: Any) -> None:
+        lock = " (locked)" if routing.get("locked") else ""
+        c.print(f"[bold]{node}[/]: strategy {routing.get('strategy')}{lock}")
+        metrics = routing.get("target_metrics") or {}
+        rows = []
+        for t in routing.get("targets") or []:
+            m = metrics.get(t.get("name")) or {}
+            rows.append((t.get("name"), "mock" if t.get("mock") else f"{t.get('host')}:{t.get('port')}",
+                         t.get("weight"), m.get("requests", 0), m.get("failed", 0),
+                         f"{100 * m.get('error_rate', 0):.1f}%", m.get("latency_ms_avg", "-")))
+        c.print(table("Targets", ("name", "address", "weight", "requests", "failed", "error rate", "avg ms"), rows))
+        for rule in routing.get("rules") or []:
+            c.print(f"  rule: {rule.get('header')} = {rule.get('value')} -> {rule.get('target')}")
+        if routing.get("default_target"):
+            c.print(f"  default: {routing['default_target']}")
+
+    emit(as_json, routing, human)
+
+
+@route.command("ab")
+@click.argument("node")
+@click.argument("command")
+@click.option("--split", "split", default="80/20", show_default=True, help="Weights of the current and new version.")
+@click.option("--force", is_flag=True, help="Split even if the new version fails contract validation.")
+@json_option
+@click.pass_obj
+def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json: bool) -> None:
+    """Start COMMAND as version b of NODE and split traffic a/b."""
+    weight = _split(split)
+    _, result = _run(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
+                                          "weight": weight, "force": force}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})"))
+
+
+@route.command("canary")
+@click.argument("node")
+@click.argument("command")
+@click.option("--pct", type=click.IntRange(1, 99), default=10, show_default=True, help="Traffic share of the canary.")
+@click.option("--force", is_flag=True, help="Start even if the canary fails contract validation.")
+@json_option
+@click.pass_obj
+def route_canary(obj: Any, node: str, command: str, pct: int, force: bool, as_json: bool) -> None:
+    """Start COMMAND as the canary of NODE with PCT % of traffic."""
+    _, result = _run(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
+                                          "weight": pct, "force": force}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"[bold]{node}[/]: stable {100 - pct}% / canary {pct}% (canary = {command} on port {result['port']})"))
+
+
+@route.command("set")
+@click.argument("node")
+@click.option("--strategy", type=click.Choice(["single", "weighted", "header", "canary"]), required=True)
+@click.option("--target", "targets", multiple=True, metavar="NAME=[HOST:]PORT[:WEIGHT]", help="Repeatable.")
+@click.option("--rule", "rules", multiple=True, metavar="HEADER=VALUE:TARGET", help="Header rule; repeatable.")
+@click.option("--default", "default_target", help="Default target of header routing.")
+@json_option
+@click.pass_obj
+def route_set(obj: Any, node: str, strategy: str, targets: tuple[str, ...], rules: tuple[str, ...],
+              default_target: str | None, as_json: bool) -> None:
+    """Install a routing table on NODE."""
+    from pydantic import ValidationError
+
+    from baton.config import RoutingConfig
+    from baton.errors import UsageError
+
+    parsed_targets = []
+    for raw in targets:
+        m = _TARGET.match(raw)
+        if not m:
+            raise UsageError(f"--target expects NAME=[HOST:]PORT[:WEIGHT] like b=127.0.0.1:9102:20, found {raw!r}.")
+        parsed_targets.append({"name": m["name"], "host": m["host"] or "127.0.0.1", "port": int(m["port"]),
+                               "weight": int(m["weight"]) if m["weight"] else 100 // max(1, len(targets))})
+    parsed_rules = []
+    for raw in rules:
+        m = _RULE.match(raw)
+        if not m:
+            raise UsageError(f"--rule expects HEADER=VALUE:TARGET like x-version=2:b, found {raw!r}.")
+        parsed_rules.append(m.groupdict())
+    routing: dict[str, Any] = {"strategy": strategy, "targets": parsed_targets}
+    if parsed_rules:
+        routing["rules"] = parsed_rules
+    if default_target:
+        routing["default_target"] = default_target
+    try:
+        RoutingConfig.model_validate(routing)
+    except ValidationError as exc:
+        raise UsageError(f"invalid routing: {exc.errors()[0]['msg'].removeprefix('Value error, ')}.") from None
+    _, result = _run(obj, "route-set", {"node": node, "routing": routing}, as_json)
+    emit(as_json, result, lambda c: c.print(f"[bold]{node}[/]: routing set to {strategy}"))
+
+
+def _lock_command(locked: bool):  # noqa: ANN202
+    verb = "lock" if locked else "unlock"
+
+    @route.command(verb, help=f"{verb.capitalize()} NODE's routing ({'changes are refused with 423' if locked else 'allow changes again'}).")
+    @click.argument("node")
+    @json_option
+    @click.pass_obj
+    def command(obj: Any, node: str, as_json: bool) -> None:
+        _, result = _run(obj, "route-lock", {"node": node, "locked": locked}, as_json)
+        emit(as_json, result, lambda c: c.print(f"[bold]{node}[/]: routing {verb}ed"))
+
+    return command
+
+
+route_lock = _lock_command(True)
+route_unlock = _lock_command(False)
+
+
+@route.command("clear")
+@click.argument("node")
+@json_option
+@click.pass_obj
+def route_clear(obj: Any, node: str, as_json: bool) -> None:
+    """Back to a single backend; extra versions are stopped."""
+    _, result = _run(obj, "route-clear", {"node": node}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"[bold]{node}[/]: single backend; stopped {', '.join(result['stopped']) or 'nothing'}"))

@@ -1,0 +1,119 @@
+"""The audit trail: Baton's flow runs read back from the Prefect API.
+
+Plain REST over ``urllib`` (no Prefect import): the CLI answers in a fraction
+of a second once the server runs.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from baton.errors import BatonError, UsageError
+
+__all__ = ["RunSummary", "HistoryClient"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    name: str
+    action: str
+    node: str
+    actor: str
+    state: str
+    started: str
+    duration_s: float | None
+    parameters: dict[str, Any]
+
+    @classmethod
+    def from_api(cls, run: dict[str, Any]) -> RunSummary:
+        tags = run.get("tags") or []
+
+        def tag(prefix: str) -> str:
+            return next((t.split(":", 1)[1] for t in tags if t.startswith(prefix + ":")), "")
+
+        params = {k: v for k, v in (run.get("parameters") or {}).items() if k != "root"}
+        return cls(
+            id=run["id"],
+            name=run.get("name", ""),
+            action=tag("action"),
+            node=tag("node"),
+            actor=tag("actor"),
+            state=(run.get("state") or {}).get("name") or run.get("state_name") or "",
+            started=run.get("start_time") or run.get("expected_start_time") or "",
+            duration_s=round(run["total_run_time"], 3) if run.get("total_run_time") is not None else None,
+            parameters=params,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class HistoryClient:
+    def __init__(self, api_url: str, timeout: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.api_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - the project's API
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise BatonError(f"the Prefect API at {self.api_url} answered {exc.code} to {path}.") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise BatonError(f"the Prefect API at {self.api_url} does not answer ({exc}); "
+                             "check PREFECT_API_URL or run any baton command to start the project's server.") from exc
+
+    def runs(self, *, circuit: str, node: str | None = None, action: str | None = None,
+             since: datetime | None = None, limit: int = 50) -> list[RunSummary]:
+        tags = ["baton", f"circuit:{circuit}"]
+        if node:
+            tags.append(f"node:{node}")
+        if action:
+            tags.append(f"action:{action}")
+        flow_runs: dict[str, Any] = {"tags": {"all_": tags}}
+        if since:
+            flow_runs["expected_start_time"] = {"after_": since.isoformat()}
+        found = self._call("POST", "/flow_runs/filter",
+                           {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC", "limit": limit}) or []
+        return [RunSummary.from_api(r) for r in found]
+
+    def resolve(self, ref: str, *, circuit: str) -> dict[str, Any]:
+        """A run by id, id prefix, or name (the newest run of that name)."""
+        if len(ref) == 36:
+            run = self._call("GET", f"/flow_runs/{ref}")
+            if run:
+                return run
+        found = self._call("POST", "/flow_runs/filter", {
+            "flow_runs": {"tags": {"all_": ["baton", f"circuit:{circuit}"]}},
+            "sort": "EXPECTED_START_TIME_DESC", "limit": 200}) or []
+        for run in found:
+            if run["id"].startswith(ref) or run.get("name") == ref:
+                return run
+        raise UsageError(f"no run {ref!r} in this circuit's history; `baton history` lists run names and ids.")
+
+    def details(self, run_id: str) -> dict[str, Any]:
+        tasks = self._call("POST", "/task_runs/filter", {
+            "flow_runs": {"id": {"any_": [run_id]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}) or []
+        logs = self._call("POST", "/logs/filter", {
+            "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}) or []
+        artifacts = self._call("POST", "/artifacts/filter", {
+            "artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50}) or []
+        return {
+            "steps": [{"name": t.get("name"), "state": (t.get("state") or {}).get("name") or t.get("state_name"),
+                       "duration_s": round(t.get("total_run_time") or 0.0, 3), "attempts": t.get("run_count")}
+                      for t in tasks],
+            "logs": [{"time": l.get("timestamp"), "level": l.get("level"), "message": l.get("message")} for l in logs],
+            "artifacts": [{"key": a.get("key"), "description": a.get("description"), "data": a.get("data")}
+                          for a in artifacts],
+        }

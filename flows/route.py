@@ -1,0 +1,106 @@
+"""Routing flows: ``route ab|canary`` start a second version and split traffic
+by weight; ``route set`` installs a routing table; ``route lock|unlock``;
+``route clear`` returns to the single primary version. Weights are always set,
+never incremented, so every flow is safe to rerun."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from baton.errors import UsageError
+from tasks.adapters import node_snapshot, set_locked, set_routing
+from tasks.audit import record_change
+from tasks.circuit import current_service, extra_versions
+from tasks.services import (
+    plan_service,
+    record_routing,
+    start_service,
+    stop_service,
+    validate_service_contract,
+    wait_service_ready,
+)
+
+__all__ = ["route_split", "route_set", "route_lock", "route_clear"]
+
+
+def _target(name: str, slot: dict[str, Any], weight: int) -> dict[str, Any]:
+    return {"name": name, "host": slot["host"], "port": slot["port"], "weight": weight}
+
+
+def _primary(root: str, node: str) -> dict[str, Any]:
+    primary = current_service(root, node)
+    if primary is None:
+        raise UsageError(f"{node} is served by its mock; `baton slot {node} <command>` a first version before splitting.")
+    return primary
+
+
+@flow(name="route-split", flow_run_name="route-{strategy}-{node}")
+async def route_split(root: str, node: str, command: str, strategy: str, weight: int, force: bool = False,
+                      timeout_s: float = 30.0) -> dict[str, Any]:
+    """Start a second version of ``node`` and send it ``weight`` % (strategy weighted: a/b; canary: stable/canary)."""
+    names = ("a", "b") if strategy == "weighted" else ("stable", "canary")
+    primary = _primary(root, node)
+    before = await node_snapshot(root, node)
+    replaced = extra_versions(root, node)
+    plan = plan_service(root, node, command)
+    second = start_service(root, plan)
+    routing = {"strategy": strategy, "targets": [_target(names[0], primary, 100 - weight),
+                                                 _target(names[1], second, weight)]}
+    try:
+        await wait_service_ready(root, node, second, timeout_s)
+        await validate_service_contract(root, node, second, force)
+        await set_routing(root, node, routing)
+    except BaseException:
+        stop_service(root, second)
+        raise
+    record_routing(root, node, routing, {names[1]: second})
+    for old in replaced.values():
+        stop_service(root, old)
+    after = await node_snapshot(root, node)
+    record_change(f"route-{strategy}", node, before, after, {"command": command, "weight": weight})
+    return {"node": node, "strategy": strategy, "routing": routing, "port": second["port"], "notes": plan["notes"]}
+
+
+@flow(name="route-set", flow_run_name="route-set-{node}")
+async def route_set(root: str, node: str, routing: dict[str, Any]) -> dict[str, Any]:
+    """Install a routing table as given (targets must already be running)."""
+    before = await node_snapshot(root, node)
+    applied = await set_routing(root, node, routing)
+    record_routing(root, node, applied, extra_versions(root, node))
+    after = await node_snapshot(root, node)
+    record_change("route-set", node, before, after, {"routing": routing})
+    return {"node": node, "routing": applied}
+
+
+@flow(name="route-lock", flow_run_name="route-lock-{node}")
+async def route_lock(root: str, node: str, locked: bool) -> dict[str, Any]:
+    """Lock (or unlock) a node's routing: changes are refused with 423 while locked."""
+    before = await node_snapshot(root, node)
+    applied = await set_locked(root, node, locked)
+    record_routing(root, node, applied, extra_versions(root, node))
+    record_change("route-lock" if locked else "route-unlock", node, before, applied, {"locked": locked})
+    return {"node": node, "locked": locked}
+
+
+@flow(name="route-clear", flow_run_name="route-clear-{node}")
+async def route_clear(root: str, node: str) -> dict[str, Any]:
+    """Back to one backend: the primary version (or the mock) gets all traffic; extra versions stop."""
+    before = await node_snapshot(root, node)
+    primary = current_service(root, node)
+    routing = ({"strategy": "single", "targets": [_target("primary", primary, 100)]} if primary
+               else None)
+    if routing:
+        await set_routing(root, node, routing)
+    else:
+        from tasks.adapters import set_backend
+
+        await set_backend(root, node, {"mock": True})
+    extra = extra_versions(root, node)
+    record_routing(root, node, None, {})
+    for slot in extra.values():
+        stop_service(root, slot)
+    after = await node_snapshot(root, node)
+    record_change("route-clear", node, before, after, {})
+    return {"node": node, "stopped": sorted(extra), "routing": routing}
