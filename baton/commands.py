@@ -12,7 +12,8 @@ from baton.errors import UsageError
 
 __all__ = ["parse_command"]
 
-_METACHARACTERS = re.compile(r"[;&|<>`]|\$\(|\n")
+_SUBSTITUTION = re.compile(r"`|\$\(")
+_OPERATOR_CHARS = set(";&|<>()")
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -25,16 +26,21 @@ def parse_command(command: str, env: Mapping[str, str]) -> list[str]:
     text = command.strip()
     if not text:
         raise UsageError("the service command is empty; pass the command that starts the service, e.g. \"python app.py\".")
-    bad = _METACHARACTERS.search(text)
-    if bad:
-        raise UsageError(
-            f"the service command contains the shell metacharacter {bad.group()!r}; Baton runs commands without a "
-            "shell, so wrap pipelines or redirections in a script and slot the script."
-        )
     try:
-        words = shlex.split(text)
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
     except ValueError as exc:
         raise UsageError(f"the service command cannot be split into words ({exc}); check its quotes.") from None
+    # Quoted text is an argument like any other; an unquoted operator or a substitution would need a shell.
+    operator = next((w for w in words if w and set(w) <= _OPERATOR_CHARS), None)
+    substitution = _SUBSTITUTION.search(text)
+    if operator or substitution or "\n" in text:
+        found = operator or (substitution.group() if substitution else "newline")
+        raise UsageError(
+            f"the service command contains the shell metacharacter {found!r}; Baton runs commands without a "
+            "shell, so wrap pipelines or redirections in a script and slot the script."
+        )
 
     def expand(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)

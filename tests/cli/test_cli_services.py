@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run_baton
+from baton_cli import FIXTURES, run_baton
 
 
 @pytest.fixture

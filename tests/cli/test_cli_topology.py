@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import BATON, FIXTURES, ROOT, run_baton
+from baton_cli import BATON, FIXTURES, ROOT, run_baton
 
 
 def assert_clean_failure(result, code: int, *needles: str) -> None:

@@ -33,3 +33,8 @@ def test_unknown_variables_and_bad_quotes_and_empty() -> None:
         parse_command("app 'unclosed", ENV)
     with pytest.raises(UsageError, match="empty"):
         parse_command("   ", ENV)
+
+
+def test_quoted_metacharacters_are_plain_arguments() -> None:
+    assert parse_command("python -c 'import time; time.sleep(1)'", ENV) == ["python", "-c", "import time; time.sleep(1)"]
+    assert parse_command('app --filter "a|b" --x "<y>"', ENV) == ["app", "--filter", "a|b", "--x", "<y>"]

@@ -1,0 +1,50 @@
+"""Helpers shared by the test layers: the ``baton`` CLI run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BATON = Path(sys.executable).with_name("baton")
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_baton(*args: str, cwd: Path | None = None, timeout: float = 60) -> Result:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.run([str(BATON), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def processes_under(path: Path) -> list[str]:
+    """Live processes whose working directory or command line mentions ``path``."""
+    found = []
+    needle = str(path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if stat[stat.rfind(")") + 2:].startswith("Z"):
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(needle) or needle in cmdline:
+            found.append(f"{entry.name}: {cmdline.strip()}")
+    return found
