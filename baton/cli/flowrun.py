@@ -25,6 +25,7 @@ FLOWS: dict[str, str] = {
     "down": "flows.down:down",
     "slot": "flows.slot:slot",
     "swap": "flows.swap:swap",
+    "collapse": "flows.collapse:collapse",
     "route-split": "flows.route:route_split",
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",

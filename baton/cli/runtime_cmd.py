@@ -8,7 +8,7 @@ import click
 
 from baton.cli.output import emit, json_option
 
-__all__ = ["up", "down", "slot", "swap", "serve"]
+__all__ = ["up", "down", "slot", "swap", "collapse", "serve"]
 
 
 def _run(obj: Any, action: str, params: dict[str, Any], as_json: bool) -> tuple[Any, Any]:
@@ -100,6 +100,18 @@ def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_js
     _, result = _run(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}"))
+
+
+@click.command()
+@click.option("--live", default="", help="Comma-separated nodes that keep their live service.")
+@json_option
+@click.pass_obj
+def collapse(obj: Any, live: str, as_json: bool) -> None:
+    """Serve every node from its mock except the --live ones."""
+    names = [n.strip() for n in live.split(",") if n.strip()]
+    _, result = _run(obj, "collapse", {"live": names}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"Mocked {', '.join(result['mocked']) or 'nothing'}; live: {', '.join(result['live']) or 'none'}"))
 
 
 @click.command()
