@@ -14,7 +14,33 @@ from filelock import FileLock, Timeout
 from baton.config import CONFIG_FILENAME, CircuitConfig, YamlDocument, validate_document
 from baton.errors import LockTimeout, ProjectError
 
-__all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S"]
+__all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S", "fast_load"]
+
+_CACHE: dict[tuple[str, int, int], CircuitConfig] = {}
+
+
+def fast_load(path: Path) -> CircuitConfig | None:
+    """Parse and validate with libyaml; None when anything is wrong (the slow path explains it)."""
+    import yaml
+    from pydantic import ValidationError
+
+    loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(loader_base):  # type: ignore[misc, valid-type]
+        """Refuses duplicate keys, as the round-trip parser does."""
+
+    def construct_mapping(loader, node, deep=False):  # noqa: ANN001, ANN202
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        if len(keys) != len(set(map(repr, keys))):
+            raise yaml.constructor.ConstructorError(None, None, "duplicate key", node.start_mark)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)  # noqa: S506 - a safe loader
+        return CircuitConfig.model_validate(data if data is not None else {})
+    except (yaml.YAMLError, ValidationError, ValueError, TypeError, UnicodeDecodeError):
+        return None
 
 STATE_DIRNAME = ".baton"
 LOCK_TIMEOUT_S = float(os.environ.get("BATON_LOCK_TIMEOUT_S", "30"))
@@ -70,7 +96,24 @@ class Project:
         return YamlDocument.load(self.config_path, label=CONFIG_FILENAME)
 
     def load(self) -> CircuitConfig:
-        return validate_document(self.document(), CircuitConfig, label=CONFIG_FILENAME)
+        """The validated config; parsed fast (libyaml) and cached while the file is unchanged.
+
+        Any problem is re-diagnosed through the round-trip parser, whose error names the line.
+        """
+        try:
+            stat = self.config_path.stat()
+        except FileNotFoundError:
+            raise ProjectError(f"{self.config_path} disappeared; run `baton init` again.") from None
+        key = (str(self.config_path), stat.st_mtime_ns, stat.st_size)
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        config = fast_load(self.config_path)
+        if config is None:
+            config = validate_document(self.document(), CircuitConfig, label=CONFIG_FILENAME)
+        _CACHE.clear()
+        _CACHE[key] = config
+        return config
 
     # -- writing -------------------------------------------------------------
 

@@ -32,9 +32,9 @@ async def collapse(root: str, circuit: str = "", live: list[str] | None = None) 
             continue
         await set_backend(root, node, {"mock": True})
         extras = extra_versions(root, node)
-        record_service(root, node, None)
-        record_routing(root, node, None, {})
+        await record_service(root, node, None)
+        await record_routing(root, node, None, {})
         for slot in [service, *extras.values()]:
-            stop_service(root, slot)
+            await stop_service(root, slot)
         mocked.append(node)
     return {"circuit": circuit, "mocked": mocked, "live": sorted(keep)}

@@ -13,9 +13,9 @@ __all__ = ["down"]
 
 
 @flow(name="down", flow_run_name="down-{circuit}")
-def down(root: str, circuit: str = "") -> dict[str, Any]:
+async def down(root: str, circuit: str = "") -> dict[str, Any]:
     """Services first (so nothing calls a vanished adapter), then adapter hosts, then state."""
-    services = stop_all_services(root)
-    hosts = stop_adapter_hosts(root)
-    forget_runtime(root)
+    services = await stop_all_services(root)
+    hosts = await stop_adapter_hosts(root)
+    await forget_runtime(root)
     return {"circuit": circuit, "services_stopped": services, "hosts_stopped": hosts}

@@ -5,6 +5,7 @@ never incremented, so every flow is safe to rerun."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow
@@ -14,6 +15,7 @@ from tasks.adapters import node_snapshot, set_locked, set_routing
 from tasks.audit import record_change
 from tasks.circuit import current_service, extra_versions
 from tasks.services import (
+    needs_validation,
     plan_service,
     record_routing,
     start_service,
@@ -42,24 +44,23 @@ async def route_split(root: str, node: str, command: str, strategy: str, weight:
     """Start a second version of ``node`` and send it ``weight`` % (strategy weighted: a/b; canary: stable/canary)."""
     names = ("a", "b") if strategy == "weighted" else ("stable", "canary")
     primary = _primary(root, node)
-    before = await node_snapshot(root, node)
     replaced = extra_versions(root, node)
-    plan = plan_service(root, node, command)
-    second = start_service(root, plan)
+    before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
+    second = await start_service(root, plan)
     routing = {"strategy": strategy, "targets": [_target(names[0], primary, 100 - weight),
                                                  _target(names[1], second, weight)]}
     try:
         await wait_service_ready(root, node, second, timeout_s)
-        await validate_service_contract(root, node, second, force)
+        if needs_validation(root, node):
+            await validate_service_contract(root, node, second, force)
         await set_routing(root, node, routing)
     except BaseException:
-        stop_service(root, second)
+        await stop_service(root, second)
         raise
-    record_routing(root, node, routing, {names[1]: second})
+    await record_routing(root, node, routing, {names[1]: second})
     for old in replaced.values():
-        stop_service(root, old)
-    after = await node_snapshot(root, node)
-    record_change(f"route-{strategy}", node, before, after, {"command": command, "weight": weight})
+        await stop_service(root, old)
+    await record_change(root, f"route-{strategy}", node, before, {"command": command, "weight": weight})
     return {"node": node, "strategy": strategy, "routing": routing, "port": second["port"], "notes": plan["notes"]}
 
 
@@ -68,9 +69,8 @@ async def route_set(root: str, node: str, routing: dict[str, Any]) -> dict[str, 
     """Install a routing table as given (targets must already be running)."""
     before = await node_snapshot(root, node)
     applied = await set_routing(root, node, routing)
-    record_routing(root, node, applied, extra_versions(root, node))
-    after = await node_snapshot(root, node)
-    record_change("route-set", node, before, after, {"routing": routing})
+    await record_routing(root, node, applied, extra_versions(root, node))
+    await record_change(root, "route-set", node, before, {"routing": routing})
     return {"node": node, "routing": applied}
 
 
@@ -79,8 +79,8 @@ async def route_lock(root: str, node: str, locked: bool) -> dict[str, Any]:
     """Lock (or unlock) a node's routing: changes are refused with 423 while locked."""
     before = await node_snapshot(root, node)
     applied = await set_locked(root, node, locked)
-    record_routing(root, node, applied, extra_versions(root, node))
-    record_change("route-lock" if locked else "route-unlock", node, before, applied, {"locked": locked})
+    await record_routing(root, node, applied, extra_versions(root, node))
+    await record_change(root, "route-lock" if locked else "route-unlock", node, before, {"locked": locked})
     return {"node": node, "locked": locked}
 
 
@@ -98,9 +98,8 @@ async def route_clear(root: str, node: str) -> dict[str, Any]:
 
         await set_backend(root, node, {"mock": True})
     extra = extra_versions(root, node)
-    record_routing(root, node, None, {})
+    await record_routing(root, node, None, {})
     for slot in extra.values():
-        stop_service(root, slot)
-    after = await node_snapshot(root, node)
-    record_change("route-clear", node, before, after, {})
+        await stop_service(root, slot)
+    await record_change(root, "route-clear", node, before, {})
     return {"node": node, "stopped": sorted(extra), "routing": routing}

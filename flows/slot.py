@@ -4,6 +4,7 @@ leaves the previous backend serving and stops the new process."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow
@@ -12,6 +13,7 @@ from tasks.adapters import node_snapshot, set_backend
 from tasks.audit import record_change
 from tasks.circuit import current_service
 from tasks.services import (
+    needs_validation,
     plan_service,
     record_service,
     start_service,
@@ -22,24 +24,24 @@ from tasks.services import (
 
 __all__ = ["slot"]
 
+SKIPPED = {"ok": True, "skipped": "no contract"}
+
 
 @flow(name="slot", flow_run_name="slot-{node}")
 async def slot(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
-    before = await node_snapshot(root, node)
     previous = current_service(root, node)
-    plan = plan_service(root, node, command)
-    service = start_service(root, plan)
+    before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
+    service = await start_service(root, plan)
     try:
         ready = await wait_service_ready(root, node, service, timeout_s)
-        report = await validate_service_contract(root, node, service, force)
+        report = await validate_service_contract(root, node, service, force) if needs_validation(root, node) else SKIPPED
         await set_backend(root, node, {"host": service["host"], "port": service["port"]})
     except BaseException:
-        stop_service(root, service)
+        await stop_service(root, service)
         raise
-    record_service(root, node, service)
+    await record_service(root, node, service)
     if previous:
-        stop_service(root, previous)
-    after = await node_snapshot(root, node)
-    record_change("slot", node, before, after, {"command": command, "force": force})
+        await stop_service(root, previous)
+    await record_change(root, "slot", node, before, {"command": command, "force": force})
     return {"node": node, "port": service["port"], "command": command, "notes": plan["notes"],
             "ready_after_s": ready["ready_after_s"], "validation": report, "replaced": bool(previous)}

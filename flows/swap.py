@@ -6,6 +6,7 @@ the new version; a failure at the switch restores the old backend."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow
@@ -15,6 +16,7 @@ from tasks.adapters import drain_backend, node_snapshot, set_backend
 from tasks.audit import record_change
 from tasks.circuit import current_service
 from tasks.services import (
+    needs_validation,
     plan_service,
     record_service,
     start_service,
@@ -32,21 +34,20 @@ async def swap(root: str, node: str, command: str, force: bool = False, timeout_
     old = current_service(root, node)
     if old is None:
         raise UsageError(f"nothing is slotted into {node}; use `baton slot {node} <command>` first.")
-    before = await node_snapshot(root, node)
-    plan = plan_service(root, node, command)
-    new = start_service(root, plan)
+    before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
+    new = await start_service(root, plan)
     try:
         await wait_service_ready(root, node, new, timeout_s)
-        await validate_service_contract(root, node, new, force)
+        if needs_validation(root, node):
+            await validate_service_contract(root, node, new, force)
         await set_backend(root, node, {"host": new["host"], "port": new["port"]})
     except BaseException:
-        stop_service(root, new)
+        await stop_service(root, new)
         await set_backend(root, node, {"host": old["host"], "port": old["port"]})  # undo a partial switch
         raise
-    record_service(root, node, new)
+    await record_service(root, node, new)
     drained = await drain_backend(root, node, old["host"], old["port"], drain_timeout_s)
-    stop_service(root, old)
-    after = await node_snapshot(root, node)
-    record_change("swap", node, before, after, {"command": command, "force": force})
+    await stop_service(root, old)
+    await record_change(root, "swap", node, before, {"command": command, "force": force})
     return {"node": node, "port": new["port"], "old_port": old["port"], "command": command, "drained": drained,
             "notes": plan["notes"]}

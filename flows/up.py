@@ -16,9 +16,9 @@ __all__ = ["up"]
 @flow(name="up", flow_run_name="up-{circuit}")
 async def up(root: str, circuit: str = "", mock: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
     """Boot the circuit; adapters already running are kept, missing ones started in one host."""
-    stopped = stop_all_services(root) if mock else []
-    missing = nodes_without_adapter(root)
+    stopped = await stop_all_services(root) if mock else []
+    missing = await nodes_without_adapter(root)
     if missing:
-        start_adapter_host(root, host_id=f"host-{missing[0]}", nodes=missing)
+        await start_adapter_host(root, host_id=f"host-{missing[0]}", nodes=missing)
     ready = await wait_adapters_ready(root, nodes=circuit_nodes(root), timeout_s=timeout_s)
     return {"circuit": circuit, "started": missing, "ready": ready, "services_stopped": stopped}

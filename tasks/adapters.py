@@ -7,12 +7,11 @@ import time
 from typing import Any
 
 import aiohttp
-from prefect import task
 
 from baton.errors import BatonError
 from baton.state import now_iso
 from baton.wiring import adapter_config, adapter_node
-from tasks.context import Circuit, open_circuit, retry_transient
+from tasks.context import Circuit, open_circuit, retry_transient, step
 
 __all__ = [
     "start_adapter_host",
@@ -23,6 +22,7 @@ __all__ = [
     "set_locked",
     "drain_backend",
     "node_snapshot",
+    "read_snapshot",
 ]
 
 
@@ -36,8 +36,8 @@ def _backend_of(circuit: Circuit, name: str) -> dict[str, Any] | None:
     return None
 
 
-@task(name="start-adapter-host", retries=1, retry_delay_seconds=1)
-def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
+@step("start-adapter-host", retries=1, retry_delay_seconds=1)
+async def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     """Start one adapter process hosting ``nodes`` (no-op when it already runs)."""
     circuit = open_circuit(root)
     state = circuit.state()
@@ -76,7 +76,7 @@ async def _listening(session: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-@task(name="wait-adapters-ready")
+@step("wait-adapters-ready")
 async def wait_adapters_ready(root: str, nodes: list[str], timeout_s: float = 30.0) -> list[str]:
     """Wait until every node's adapter answers its management API; fail fast when a host died."""
     circuit = open_circuit(root)
@@ -114,9 +114,13 @@ async def wait_adapters_ready(root: str, nodes: list[str], timeout_s: float = 30
     return nodes
 
 
-@task(name="stop-adapter-hosts")
-def stop_adapter_hosts(root: str) -> list[str]:
+@step("stop-adapter-hosts")
+async def stop_adapter_hosts(root: str) -> list[str]:
     """Stop every adapter host of the circuit; state forgets them."""
+    return await asyncio.to_thread(_stop_adapter_hosts, root)
+
+
+def _stop_adapter_hosts(root: str) -> list[str]:
     circuit = open_circuit(root)
     state = circuit.state()
     provider = circuit.provider(state)
@@ -129,33 +133,38 @@ def stop_adapter_hosts(root: str) -> list[str]:
     return stopped
 
 
-@task(name="set-backend", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+@step("set-backend", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
 async def set_backend(root: str, node: str, backend: dict[str, Any]) -> dict[str, Any]:
     """Point a node's adapter at ``backend`` (``{host, port}`` or ``{mock: true}``)."""
     return await open_circuit(root).client(node).set_backend(backend)
 
 
-@task(name="set-routing", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+@step("set-routing", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
 async def set_routing(root: str, node: str, routing: dict[str, Any]) -> dict[str, Any]:
     """Replace a node's routing table."""
     return await open_circuit(root).client(node).set_routing(routing)
 
 
-@task(name="set-locked", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+@step("set-locked", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
 async def set_locked(root: str, node: str, locked: bool) -> dict[str, Any]:
     return await open_circuit(root).client(node).set_locked(locked)
 
 
-@task(name="drain-backend")
+@step("drain-backend")
 async def drain_backend(root: str, node: str, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
     """Wait until no request is in flight to the old backend ``host:port``."""
     return await open_circuit(root).client(node).drain(host, port, timeout_s)
 
 
-@task(name="node-snapshot", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
-async def node_snapshot(root: str, node: str) -> dict[str, Any]:
+async def read_snapshot(root: str, node: str) -> dict[str, Any]:
     """The node's backend and routing as its adapter reports them (for the audit trail)."""
     client = open_circuit(root).client(node)
     status, routing = await asyncio.gather(client.status(), client.routing())
     return {"backend": status.get("backend"), "routing": {k: routing.get(k) for k in ("strategy", "targets", "rules",
                                                                                         "default_target", "locked")}}
+
+
+@step("node-snapshot", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
+async def node_snapshot(root: str, node: str) -> dict[str, Any]:
+    """The node's backend and routing before an action (for the audit trail)."""
+    return await read_snapshot(root, node)

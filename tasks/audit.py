@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact
+
+from tasks.context import step
 
 __all__ = ["record_change"]
 
@@ -16,13 +17,17 @@ def _key(action: str, node: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{action}-{node}".lower()).strip("-")
 
 
-@task(name="record-change")
-def record_change(action: str, node: str, before: Any, after: Any, parameters: dict[str, Any] | None = None) -> str:
-    """Attach what changed (before and after) to the run as an artifact; returns its key."""
+@step("record-change")
+async def record_change(root: str, action: str, node: str, before: Any,
+                        parameters: dict[str, Any] | None = None) -> str:
+    """Read the node's state after the action and attach before/after to the run as an artifact; returns its key."""
+    from tasks.adapters import read_snapshot
+
+    after = await read_snapshot(root, node)
     key = _key(action, node)
     body = json.dumps({"action": action, "node": node, "parameters": parameters or {}, "before": before,
                        "after": after}, indent=2, default=str)
-    create_markdown_artifact(
+    await acreate_markdown_artifact(
         key=key,
         markdown=f"### {action} {node}\n\n```json\n{body}\n```\n",
         description=f"baton {action} {node}: before/after snapshot",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import task
+import asyncio
+
 
 from baton.state import CircuitState, ServiceSlot, now_iso
-from tasks.context import open_circuit
+from tasks.context import open_circuit, step
 
 __all__ = ["circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
 
@@ -17,8 +18,8 @@ def circuit_nodes(root: str) -> list[str]:
     return list(CircuitGraph.from_config(open_circuit(root).config).topological_order())
 
 
-@task(name="find-nodes-without-adapter")
-def nodes_without_adapter(root: str) -> list[str]:
+@step("find-nodes-without-adapter")
+async def nodes_without_adapter(root: str) -> list[str]:
     """Nodes whose adapter host is not running (never started, or died); dead hosts are forgotten."""
     circuit = open_circuit(root)
     state = circuit.state()
@@ -43,9 +44,13 @@ def _slots(state: CircuitState) -> list[tuple[str, str, ServiceSlot]]:
     return found
 
 
-@task(name="stop-all-services")
-def stop_all_services(root: str) -> list[str]:
+@step("stop-all-services")
+async def stop_all_services(root: str) -> list[str]:
     """Stop every slotted service and extra version; their nodes fall back to mocks."""
+    return await asyncio.to_thread(_stop_all_services, root)
+
+
+def _stop_all_services(root: str) -> list[str]:
     circuit = open_circuit(root)
     state = circuit.state()
     provider = circuit.provider(state)
@@ -63,8 +68,8 @@ def stop_all_services(root: str) -> list[str]:
     return stopped
 
 
-@task(name="forget-runtime")
-def forget_runtime(root: str) -> None:
+@step("forget-runtime")
+async def forget_runtime(root: str) -> None:
     """Clear runtime state once everything is stopped (history stays in Prefect)."""
     circuit = open_circuit(root)
     circuit.store.save(CircuitState(circuit_name=circuit.config.name))

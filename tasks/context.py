@@ -5,6 +5,7 @@ record it and retries rebuild everything from disk."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from baton.config import CircuitConfig, NodeConfig
@@ -14,7 +15,7 @@ from baton.project import Project
 from baton.state import CircuitState, StateStore
 from providers import Provider, get_provider
 
-__all__ = ["Circuit", "open_circuit", "retry_transient"]
+__all__ = ["Circuit", "open_circuit", "retry_transient", "step"]
 
 
 @dataclass
@@ -65,10 +66,23 @@ def retry_transient(task: object, task_run: object, state: object) -> bool:
     """``retry_condition_fn`` for tasks: retry connection trouble, never a refusal (400, 423, bad input)."""
     from baton.control import ControlUnreachable
 
+    import inspect
+
     try:
-        exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
+        exc = state.result(raise_on_failure=False, _sync=True)  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - an unreadable result is treated as transient
+        return True
+    if inspect.iscoroutine(exc):  # defensive: never leave a coroutine un-awaited
+        exc.close()
         return True
     if isinstance(exc, ControlUnreachable):
         return True
     return not isinstance(exc, BatonError)
+
+
+def step(name: str, **options: Any) -> Any:
+    """``@task`` for Baton's steps: every call does its work (side effects are never served from a cache)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False, **options)

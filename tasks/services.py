@@ -9,15 +9,14 @@ import time
 from typing import Any
 
 import aiohttp
-from prefect import task
 
 from baton.commands import parse_command
 from baton.errors import BatonError, UsageError
 from baton.state import ServiceSlot, now_iso
 from baton.wiring import service_env
-from tasks.context import open_circuit
+from tasks.context import open_circuit, step
 
-__all__ = ["ServiceNotReady", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
+__all__ = ["ServiceNotReady", "needs_validation", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
            "stop_service", "record_service", "record_routing"]
 
 
@@ -25,8 +24,8 @@ class ServiceNotReady(BatonError):
     """The service exited or never answered on its port."""
 
 
-@task(name="plan-service")
-def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
+@step("plan-service")
+async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     """Choose the service's port and argv; a literal of the node's public port becomes the service port."""
     circuit = open_circuit(root)
     spec = circuit.node(node)
@@ -47,8 +46,8 @@ def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     return {"node": node, "argv": rewritten, "env": env, "port": port, "notes": notes}
 
 
-@task(name="start-service")
-def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
+@step("start-service")
+async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
     """Start the service process (not yet receiving traffic)."""
     circuit = open_circuit(root)
     slot = circuit.provider().start_service(
@@ -84,7 +83,7 @@ async def _answers(host: str, port: int, path: str, http: bool) -> bool:
         return False
 
 
-@task(name="wait-service-ready")
+@step("wait-service-ready")
 async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout_s: float = 30.0,
                              health_path: str = "/") -> dict[str, Any]:
     """Wait until the service accepts connections (and answers HTTP below 500); fail fast if it exits."""
@@ -111,7 +110,13 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
     return {"node": node, "port": service.port, "ready_after_s": round(time.monotonic() - started, 3)}
 
 
-@task(name="validate-service-contract")
+def needs_validation(root: str, node: str) -> bool:
+    """Whether a service for ``node`` is checked against a contract (HTTP nodes that have one)."""
+    spec = open_circuit(root).node(node)
+    return bool(spec.spec_path) and spec.proxy_mode.value == "http"
+
+
+@step("validate-service-contract")
 async def validate_service_contract(root: str, node: str, slot: dict[str, Any], force: bool = False) -> dict[str, Any]:
     """Probe the service with safe requests and check its answers against the node's contract."""
     circuit = open_circuit(root)
@@ -133,14 +138,15 @@ async def validate_service_contract(root: str, node: str, slot: dict[str, Any], 
     return result
 
 
-@task(name="stop-service")
-def stop_service(root: str, slot: dict[str, Any]) -> bool:
+@step("stop-service")
+async def stop_service(root: str, slot: dict[str, Any]) -> bool:
     """Stop a service process group (idempotent)."""
-    return open_circuit(root).provider().stop_service(ServiceSlot.model_validate(slot))
+    provider = open_circuit(root).provider()
+    return await asyncio.to_thread(provider.stop_service, ServiceSlot.model_validate(slot))
 
 
-@task(name="record-service")
-def record_service(root: str, node: str, slot: dict[str, Any] | None) -> None:
+@step("record-service")
+async def record_service(root: str, node: str, slot: dict[str, Any] | None) -> None:
     """Persist what now serves ``node``: a service slot, or its mock when ``slot`` is None."""
     circuit = open_circuit(root)
     state = circuit.state()
@@ -157,8 +163,8 @@ def record_service(root: str, node: str, slot: dict[str, Any] | None) -> None:
     circuit.store.save(state)
 
 
-@task(name="record-routing")
-def record_routing(root: str, node: str, routing: dict[str, Any] | None, extra: dict[str, dict[str, Any]]) -> None:
+@step("record-routing")
+async def record_routing(root: str, node: str, routing: dict[str, Any] | None, extra: dict[str, dict[str, Any]]) -> None:
     """Persist a node's routing table and the extra versions (ab/canary targets) it uses."""
     circuit = open_circuit(root)
     state = circuit.state()

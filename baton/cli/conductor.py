@@ -31,7 +31,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     """Run the conductor until SIGTERM/SIGINT or POST /shutdown."""
     from aiohttp import web
 
-    from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, run_in_loop
+    from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, interactive_settings, run_in_loop
 
     apply_prefect_environment(project)
     import prefect  # noqa: F401 - warm the import once, here, not per run
@@ -108,6 +108,8 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    settings = interactive_settings()
+    settings.__enter__()
     try:
         await stopping.wait()
         async with asyncio.timeout(60):
@@ -116,6 +118,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     finally:
         path.unlink(missing_ok=True)
         await runner.cleanup()
+        settings.__exit__(None, None, None)
 
 
 def ensure_conductor(project: Any) -> ConductorClient:
