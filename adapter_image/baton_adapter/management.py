@@ -1,0 +1,220 @@
+"""The node's management API (JSON over HTTP on the management port), with fail-closed token auth.
+
+Routes (same names and shapes as the original Baton where it had them)::
+
+    GET  /health                 {node, verdict, latency_ms, detail}      (probes the backend)
+    GET  /status                 {node, listening, mode, backend, running, routing_strategy, routing_locked, ...}
+    GET  /routing                the routing config plus per-target metrics and breaker states
+    POST /routing                a routing config (400 invalid, 423 locked); {"locked": bool} alone (un)locks
+    POST /backend                {host, port} or {mock: true}: atomic switch to a single backend (423 locked)
+    POST /drain                  {timeout_s?, host?, port?}: wait until old backends are idle
+    GET  /metrics                JSON counters and latency percentiles
+    GET  /metrics/prometheus     Prometheus text exposition
+    GET  /signals?last_n=N       recent requests (bounded ring)
+    POST /events                 {type, message, severity, data} -> 201
+    GET  /events?last_n=N        recent service events
+
+Auth: when the node has ``token_env``, every route needs ``Authorization: Bearer <token>`` (401 otherwise,
+compared in constant time); when that variable is empty or missing every route answers 503.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+
+from .config import Backend, ConfigError
+from .events import EventError
+from .node import RoutingLocked
+from .routing import RoutingTable
+
+if TYPE_CHECKING:
+    from .node import Node
+
+__all__ = ["build_app", "start_management"]
+
+NODE_KEY: web.AppKey[Node] = web.AppKey("node")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, default=str), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message, "status": status}, status)
+
+
+def auth_middleware(node: Node) -> Any:
+    """Bearer-token check that fails closed (503 when the token source is configured but empty)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            token = node.config.token()
+        except LookupError as exc:
+            return _error(503, f"management API unavailable: {exc}; the adapter refuses every request until it is set.")
+        if token is None:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            resp = _error(401, "expected `Authorization: Bearer <token>` with the node's token.")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="baton-adapter"'
+            return resp
+        return await handler(request)
+
+    return middleware
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"expected a JSON body: {exc}", "status": 400}),
+                                 content_type="application/json") from exc
+
+
+def _last_n(request: web.Request) -> int | None:
+    raw = request.query.get("last_n")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"last_n must be a non-negative integer, got {raw!r}."}),
+                                 content_type="application/json")
+    return int(raw)
+
+
+async def get_health(request: web.Request) -> web.Response:
+    return _json(await request.app[NODE_KEY].health())
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return _json(request.app[NODE_KEY].status())
+
+
+async def get_routing(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = node.routing.to_json()
+    data["node"] = node.name
+    data["target_metrics"] = node.telemetry.targets_json()
+    data["breakers"] = node.breaker_states()
+    return _json(data)
+
+
+async def post_routing(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = await _body(request)
+    if isinstance(data, dict) and set(data) == {"locked"} and isinstance(data["locked"], bool):
+        node.set_locked(data["locked"])
+        return _json(node.routing.to_json())
+    if node.routing.locked:
+        return _error(423, f"node {node.name}: routing is locked; POST {{\"locked\": false}} to unlock first.")
+    try:
+        node.set_routing(RoutingTable.from_mapping(data))
+    except RoutingLocked as exc:
+        return _error(423, str(exc))
+    except ConfigError as exc:
+        return _error(400, str(exc))
+    return _json(node.routing.to_json())
+
+
+async def post_backend(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = await _body(request)
+    if node.routing.locked:
+        return _error(423, f"node {node.name}: routing is locked; POST /routing {{\"locked\": false}} first.")
+    try:
+        backend = Backend.from_mapping(data)
+    except ConfigError as exc:
+        return _error(400, str(exc))
+    previous = node.backend_json()
+    try:
+        node.set_backend(backend)
+    except RoutingLocked as exc:
+        return _error(423, str(exc))
+    except ConfigError as exc:
+        return _error(400, str(exc))
+    return _json({"node": node.name, "backend": node.backend_json(), "previous": previous})
+
+
+async def post_drain(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = await _body(request) if request.can_read_body else {}
+    if not isinstance(data, dict):
+        return _error(400, "expected a JSON object {timeout_s?, host?, port?}.")
+    timeout = data.get("timeout_s", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
+        return _error(400, f"timeout_s must be a number in 0..3600, got {timeout!r}.")
+    addr = None
+    if "host" in data or "port" in data:
+        try:
+            b = Backend.from_mapping({"host": data.get("host", "127.0.0.1"), "port": data.get("port")})
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        addr = (b.host, b.port)
+    return _json(await node.drain(float(timeout), addr))
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = node.telemetry.snapshot()
+    data["breakers"] = node.breaker_states()
+    data["upstream"] = {"idle": node.pool.idle_count(), "connects": node.pool.connects, "in_flight": node.in_flight()}
+    return _json(data)
+
+
+async def get_prometheus(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    text = node.telemetry.prometheus(node.breaker_states())
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Version": "0.0.4"})
+
+
+async def get_signals(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    return _json(node.telemetry.signals_json(_last_n(request)))
+
+
+async def post_events(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    data = await _body(request)
+    try:
+        record = node.events.append(node.name, data)
+    except EventError as exc:
+        return _error(400, str(exc))
+    return _json(record, 201)
+
+
+async def get_events(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    return _json(node.events.recent(node.name, _last_n(request)))
+
+
+def build_app(node: Node) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware(node)], client_max_size=1024 * 1024)
+    app[NODE_KEY] = node
+    app.router.add_get("/health", get_health)
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/routing", get_routing)
+    app.router.add_post("/routing", post_routing)
+    app.router.add_post("/backend", post_backend)
+    app.router.add_post("/drain", post_drain)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/metrics/prometheus", get_prometheus)
+    app.router.add_get("/signals", get_signals)
+    app.router.add_post("/events", post_events)
+    app.router.add_get("/events", get_events)
+    return app
+
+
+async def start_management(node: Node) -> tuple[web.AppRunner, int]:
+    """Serve ``node``'s management API; return the runner and the bound port."""
+    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, node.config.management_host, node.config.management_port, reuse_address=True)
+    await site.start()
+    return runner, runner.addresses[-1][1]

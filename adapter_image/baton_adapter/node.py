@@ -1,0 +1,318 @@
+"""A hosted node: its routing table, breakers, upstream pool, telemetry, mock, and its two listeners.
+
+The routing table is immutable and replaced in one assignment, so a swap is atomic: a request picks its
+target when it starts and keeps it; requests in flight on the old backend complete there; every request
+that starts after the swap goes to the new backend. Nothing is refused because of a swap. ``drain`` waits
+until backends no longer in the table have no request in flight, then closes their idle connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Coroutine
+from urllib.parse import parse_qsl, unquote
+
+from . import protocols
+from .config import Backend, ConfigError, NodeConfig, is_loopback
+from .events import EventLog
+from .health import HTTP_MODES, probe_http, probe_tcp
+from .resilience import BreakerState, CircuitBreaker, RetryBudget
+from .routing import RoutingTable
+from .telemetry import NodeTelemetry
+from .upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .server import HttpProxyProtocol
+
+__all__ = ["Node", "RoutingLocked"]
+
+log = logging.getLogger(__name__)
+
+
+class RoutingLocked(ConfigError):
+    """The node's routing is locked; changes are refused (HTTP 423)."""
+
+
+class Node:
+    """Runtime state of one circuit node inside an adapter process."""
+
+    def __init__(self, config: NodeConfig, events: EventLog | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.limits = config.limits
+        self.policy = config.policy
+        self.events = events or EventLog()
+        self.log = logging.LoggerAdapter(log, {"node": config.name})
+        self.telemetry = NodeTelemetry(config.name, config.role, config.limits.signals_size)
+        self.pool = UpstreamPool(config.limits.max_idle_upstream, config.limits.upstream_idle_s)
+        self.budget = RetryBudget(config.policy.retry_budget_ratio)
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.breakers_on = config.policy.circuit_breaker_threshold > 0
+        self.timeout_s = config.policy.timeout_ms / 1000
+        self.backoff_s = config.policy.retry_backoff_ms / 1000
+        self.routing = (RoutingTable.from_mapping(config.routing) if config.routing
+                        else RoutingTable.single(config.backend))
+        self.connections: set[HttpProxyProtocol] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.server: asyncio.AbstractServer | None = None
+        self.management: web.AppRunner | None = None
+        self.port = config.port
+        self.management_port = config.management_port
+        self._mock: Any = None
+        self._mock_loaded = False
+        self._mock_error: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the data port and the management port (refusing an unauthenticated non-loopback bind)."""
+        from .management import start_management
+
+        config = self.config
+        if not is_loopback(config.management_host):
+            try:
+                token = config.token()
+            except LookupError:
+                token = None
+            if token is None:
+                raise ConfigError(
+                    f"node {self.name}: refusing to bind the management API on {config.management_host} without "
+                    "a token; set token_env to a variable holding one, or bind 127.0.0.1."
+                )
+        self.loop = asyncio.get_running_loop()
+        handler = protocols.get(config.mode)
+        self.server = await handler.serve(self, config.host, config.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        try:
+            self.management, self.management_port = await start_management(self)
+        except BaseException:
+            self.server.close()
+            raise
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace_s``, then close everything."""
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        deadline = time.monotonic() + grace_s
+        while self.telemetry.active_requests > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.pool.close_idle()
+        if self.management is not None:
+            await self.management.cleanup()
+            self.management = None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task tracked until it ends (cancelled at stop)."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def housekeeping(self, idle_client_s: float = 75.0) -> None:
+        """Periodic upkeep: expire idle pooled connections and idle client keep-alive connections."""
+        self.pool.sweep()
+        cutoff = self.loop.time() - idle_client_s
+        for conn in list(self.connections):
+            if conn.active is None and conn.exchange is None and conn.tunnel is None and conn.last_active < cutoff:
+                conn.shutdown()
+
+    # -- routing and backends -------------------------------------------------------------------------------
+
+    def breaker(self, target: str) -> CircuitBreaker:
+        breaker = self.breakers.get(target)
+        if breaker is None:
+            policy = self.policy
+            breaker = CircuitBreaker(policy.circuit_breaker_threshold, policy.circuit_breaker_cooldown_ms / 1000)
+            if len(self.breakers) >= 64:
+                self.breakers.pop(next(iter(self.breakers)))
+            self.breakers[target] = breaker
+        return breaker
+
+    def unavailable_targets(self) -> frozenset[str]:
+        """Targets whose breaker refuses requests right now."""
+        if not self.breakers_on:
+            return frozenset()
+        return frozenset(
+            n for n, b in self.breakers.items() if b.state is not BreakerState.CLOSED and not b.available()
+        )
+
+    def set_routing(self, table: RoutingTable) -> RoutingTable:
+        """Swap in ``table`` atomically; raise ``RoutingLocked`` when the current table is locked."""
+        if self.config.role == "egress" and any(not t.mock for t in table.targets):
+            raise ConfigError(f"node {self.name} is an egress node: it is always mocked and cannot route to a service.")
+        for t in table.targets:
+            if not t.mock and t.port == self.port and (is_loopback(t.host) or t.host == self.config.host):
+                raise ConfigError(
+                    f"node {self.name}: target {t.name} ({t.label()}) is this node's own data port; "
+                    "point it at the service instead."
+                )
+        if self.routing.locked:
+            raise RoutingLocked(
+                f"node {self.name}: routing is locked; unlock it first (POST /routing {{\"locked\": false}})."
+            )
+        previous, self.routing = self.routing, table
+        self.log.info("node %s: routing %s -> %s", self.name, previous.strategy, table.strategy)
+        return previous
+
+    def set_locked(self, locked: bool) -> None:
+        self.routing = self.routing.with_locked(locked)
+
+    def set_backend(self, backend: Backend) -> RoutingTable:
+        return self.set_routing(RoutingTable.single(backend))
+
+    def backend_json(self) -> dict[str, Any] | None:
+        table = self.routing
+        if not table.targets:
+            return None
+        if table.strategy == "single":
+            return table.targets[0].to_json() | {"name": table.targets[0].name}
+        return {"strategy": table.strategy, "targets": [t.to_json() for t in table.targets]}
+
+    def in_flight(self) -> dict[str, int]:
+        return {f"{h}:{p}": n for (h, p), n in self.pool.busy.items()}
+
+    async def drain(self, timeout_s: float, addr: tuple[str, int] | None = None) -> dict[str, Any]:
+        """Wait until ``addr`` (default: every backend no longer routed to) has no request in flight."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+
+        def old() -> list[tuple[str, int]]:
+            if addr is not None:
+                return [addr] if addr in self.pool.busy else []
+            current = {t.addr for t in self.routing.targets if not t.mock}
+            return [a for a in self.pool.busy if a not in current]
+
+        while old() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        remaining = old()
+        current = {t.addr for t in self.routing.targets if not t.mock}
+        for key in list(self.pool.idle):
+            if (addr is None and key not in current) or key == addr:
+                self.pool.close_idle(key)
+        return {
+            "node": self.name,
+            "drained": not remaining,
+            "waited_ms": round(1000 * (time.monotonic() - started), 3),
+            "in_flight": {f"{h}:{p}": self.pool.busy.get((h, p), 0) for h, p in remaining},
+        }
+
+    # -- mock -----------------------------------------------------------------------------------------------
+
+    def mock_answer(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+        """Answer a request from the node's mock (contract mock when available, else a minimal one)."""
+        engine = self._mock_engine()
+        raw_path, _, raw_query = url.partition(b"?")
+        path = unquote(raw_path.decode("latin-1"))
+        if engine is None:
+            if self._mock_error is not None:
+                body_out = ('{"error": %s}' % _json_str(self._mock_error)).encode()
+                return 503, b"Service Unavailable", [(b"Content-Type", b"application/json")], body_out
+            if path == "/health":
+                payload = '{"status": "ok"}'
+            else:
+                payload = '{"status": "mock", "node": %s}' % _json_str(self.name)
+            return 200, b"OK", [(b"Content-Type", b"application/json")], payload.encode()
+        from .mock import MockRequest
+
+        request = MockRequest(
+            method=method.decode("latin-1"),
+            path=path,
+            query=parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers},
+            body=body,
+        )
+        resp = engine.handle(request)
+        try:
+            reason = HTTPStatus(resp.status).phrase.encode()
+        except ValueError:
+            reason = b"-"
+        out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
+        return resp.status, reason, out_headers, resp.body
+
+    def _mock_engine(self) -> Any:
+        if self._mock_loaded:
+            return self._mock
+        self._mock_loaded = True
+        try:
+            from .mock import MockEngine
+        except ImportError:
+            self.log.warning("node %s: contract mocks unavailable; serving a contract-less mock", self.name)
+            return None
+        try:
+            self._mock = MockEngine.from_contract(self.config.contract, self.name)
+        except Exception as exc:  # a bad contract is reported on every mocked request, not fatal
+            self._mock_error = f"contract {self.config.contract} could not be loaded: {exc}"
+            self.log.error("node %s: %s", self.name, self._mock_error)
+        return self._mock
+
+    # -- views ----------------------------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """Probe the backend(s): ``{node, verdict, latency_ms, detail}``."""
+        table = self.routing
+        if not table.targets:
+            return {"node": self.name, "verdict": "unhealthy", "latency_ms": None, "detail": "no backend configured"}
+        timeout = self.config.health_timeout_ms / 1000
+        probes = []
+        for t in table.targets:
+            if t.mock:
+                probes.append(_mock_probe())
+            elif self.config.mode in HTTP_MODES:
+                probes.append(probe_http(t.host, t.port, self.config.health_path, timeout))
+            else:
+                probes.append(probe_tcp(t.host, t.port, timeout))
+        results = await asyncio.gather(*probes)
+        ok = sum(r.ok for r in results)
+        verdict = "healthy" if ok == len(results) else ("degraded" if ok else "unhealthy")
+        detail = "; ".join(f"{t.name}: {r.detail}" for t, r in zip(table.targets, results, strict=True))
+        return {"node": self.name, "verdict": verdict, "latency_ms": max(r.latency_ms for r in results),
+                "detail": detail}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "listening": self.server is not None and self.server.is_serving(),
+            "mode": self.config.mode,
+            "role": self.config.role,
+            "backend": self.backend_json(),
+            "running": self.server is not None and not self.closing,
+            "routing_strategy": self.routing.strategy,
+            "routing_locked": self.routing.locked,
+            "port": self.port,
+            "management_port": self.management_port,
+            "in_flight": self.in_flight(),
+        }
+
+    def breaker_states(self) -> dict[str, str]:
+        return {name: b.state.value for name, b in self.breakers.items()}
+
+
+async def _mock_probe() -> Any:
+    from .health import ProbeResult
+
+    return ProbeResult(True, 0.0, "served by the adapter's mock")
+
+
+def _json_str(value: str) -> str:
+    import json
+
+    return json.dumps(value)

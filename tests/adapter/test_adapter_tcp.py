@@ -1,0 +1,79 @@
+"""Raw TCP pass-through nodes (tcp, grpc, protobuf modes) and the protocol handler registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from baton_adapter import protocols
+from baton_adapter.config import ConfigError
+from baton_adapter.node import Node
+
+from _adapter_support import node_config, raw_server, refused_port, run, running_node, wait_for
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    data = await reader.read()  # until the client half-closes
+    writer.write(b"echo:" + data)
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("mode", ["tcp", "grpc", "protobuf"])
+def test_bytes_pass_through_with_half_close(mode: str) -> None:
+    async def main() -> None:
+        async with raw_server(_echo) as port, running_node(mode=mode, backend={"port": port}) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            frame = len(b"payload").to_bytes(4, "big") + b"payload"
+            writer.write(frame)
+            writer.write_eof()
+            assert await asyncio.wait_for(reader.read(), 10) == b"echo:" + frame
+            writer.close()
+            await wait_for(lambda: node.telemetry.requests_total == 1)
+            signal = node.telemetry.signals_json(1)[0]
+            assert signal["method"] == "TCP" and signal["status_code"] == 200
+            assert node.telemetry.bytes_in == len(frame) and node.telemetry.bytes_out == len(frame) + 5
+            assert not node.pool.busy
+
+    run(main())
+
+
+def test_connect_refused_is_retried_on_another_target() -> None:
+    async def main() -> None:
+        async with raw_server(_echo) as live, running_node(
+            mode="tcp", policy={"retries": 1, "retry_backoff_ms": 0, "retry_budget_ratio": 1.0},
+            routing={"strategy": "weighted", "targets": [
+                {"name": "dead", "host": "127.0.0.1", "port": refused_port(), "weight": 50},
+                {"name": "live", "host": "127.0.0.1", "port": live, "weight": 50}]},
+        ) as node:
+            for _ in range(10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+                writer.write(b"x")
+                writer.write_eof()
+                assert await asyncio.wait_for(reader.read(), 10) == b"echo:x"
+                writer.close()
+
+    run(main())
+
+
+def test_unreachable_backend_closes_the_connection() -> None:
+    async def main() -> None:
+        async with running_node(mode="tcp", backend={"port": refused_port()}) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+            await wait_for(lambda: node.telemetry.requests_total == 1)
+            assert node.telemetry.signals_json(1)[0]["status_code"] == 502
+
+    run(main())
+
+
+def test_unknown_mode_fails_to_start_with_the_registered_list() -> None:
+    async def main() -> None:
+        node = Node(node_config(mode="mqtt"))
+        with pytest.raises(ConfigError, match="registered"):
+            await node.start()
+
+    run(main())
+    assert {"http", "soap", "tcp", "grpc", "protobuf"} <= set(protocols.registered())

@@ -1,0 +1,33 @@
+"""A tiny JSON service for integration tests: answers every GET with its version.
+
+Usage: python versioned.py VERSION  (listens on $BATON_SERVICE_PORT, HTTP/1.1 keep-alive)
+"""
+
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = sys.argv[1] if len(sys.argv) > 1 else "v1"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = json.dumps({"version": VERSION, "node": os.environ.get("BATON_NODE_NAME"), "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+ThreadingHTTPServer.daemon_threads = True
+server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["BATON_SERVICE_PORT"])), Handler)
+print(f"INFO serving {VERSION} on {server.server_address[1]}", flush=True)
+server.serve_forever()

@@ -1,0 +1,194 @@
+"""Topology actions as a user meets them: each `baton` command a subprocess against a
+circuit that another subprocess started, real adapters and services on 127.0.0.1,
+flows recorded on a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from baton_cli import processes_under, run_baton
+
+pytestmark = pytest.mark.integration
+
+SERVICES = Path(__file__).resolve().parent / "services"
+
+SERVICE = f"{sys.executable} {SERVICES / 'versioned.py'}"
+
+
+def ok(result):
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+class Load:
+    """Steady concurrent GETs against a URL in a background thread; counts statuses."""
+
+    def __init__(self, url: str, workers: int = 8) -> None:
+        self.url, self.workers = url, workers
+        self.statuses: Counter[str] = Counter()
+        self.versions: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.started = self.elapsed = 0.0
+
+    async def _worker(self, session: aiohttp.ClientSession) -> None:
+        while not self._stop.is_set():
+            try:
+                async with session.get(self.url) as resp:
+                    body = await resp.read()
+                    self.statuses[str(resp.status)] += 1
+                    if resp.status == 200:
+                        self.versions[json.loads(body).get("version", "?")] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self.statuses[type(exc).__name__] += 1
+
+    async def _run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(self._worker(session) for _ in range(self.workers)))
+
+    def __enter__(self) -> Load:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(20)
+        self.elapsed = time.monotonic() - self.started
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+
+@pytest.fixture
+def circuit(tmp_path: Path):
+    """The quickstart circuit, booted mocked by one subprocess; torn down (everything) afterwards."""
+    project = tmp_path / "shop"
+    ok(run_baton("init", str(project)))
+    ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
+    ok(run_baton("node", "add", "api", cwd=project))
+    ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
+    ok(run_baton("edge", "add", "gateway", "api", cwd=project))
+    ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+    ok(run_baton("up", "--mock", cwd=project, timeout=180))
+    yield project
+    run_baton("down", "--all", cwd=project, timeout=120)
+
+
+def ports(project: Path) -> dict[str, dict]:
+    return {n["name"]: n for n in ok(run_baton("status", "--json", cwd=project)).json()["nodes"]}
+
+
+def test_quickstart_sequence(circuit: Path) -> None:
+    nodes = ports(circuit)
+    assert {n["state"] for n in nodes.values()} == {"mock"}
+    assert {n["health"] for n in nodes.values()} == {"healthy"}
+    gateway = nodes["gateway"]["port"]
+    assert get_json(f"http://127.0.0.1:{gateway}/") == {"status": "mock", "node": "gateway"}
+
+    slotted = ok(run_baton("slot", "api", f"{SERVICE} v1", "--json", cwd=circuit)).json()
+    api = nodes["api"]["port"]
+    assert get_json(f"http://127.0.0.1:{api}/x")["version"] == "v1"
+    assert slotted["port"] != api
+
+    ok(run_baton("route", "ab", "api", f"{SERVICE} v2", "--split", "50/50", cwd=circuit))
+    seen = Counter(get_json(f"http://127.0.0.1:{api}/")["version"] for _ in range(200))
+    assert set(seen) == {"v1", "v2"} and min(seen.values()) > 50
+    shown = ok(run_baton("route", "show", "api", "--json", cwd=circuit)).json()
+    assert shown["strategy"] == "weighted" and [t["weight"] for t in shown["targets"]] == [50, 50]
+    ok(run_baton("route", "clear", "api", cwd=circuit))
+
+    ok(run_baton("swap", "api", f"{SERVICE} v3", cwd=circuit))
+    assert get_json(f"http://127.0.0.1:{api}/")["version"] == "v3"
+    status = ports(circuit)["api"]
+    assert status["state"] == "live" and status["health"] == "healthy"
+
+    runs = ok(run_baton("history", "--json", cwd=circuit)).json()["runs"]
+    names = [r["name"] for r in runs]
+    for expected in ("up-shop", "slot-api", "route-weighted-api", "route-clear-api", "swap-api"):
+        assert expected in names, names
+    swap_run = next(r for r in runs if r["name"] == "swap-api")
+    assert swap_run["state"] == "Completed" and swap_run["parameters"]["command"].endswith("v3")
+    assert swap_run["action"] == "swap" and swap_run["node"] == "api" and swap_run["actor"]
+    shown = ok(run_baton("history", "show", "swap-api", "--json", cwd=circuit)).json()
+    steps = [s["name"].rsplit("-", 1)[0] for s in shown["steps"]]
+    assert steps[:3] == ["node-snapshot", "plan-service", "start-service"] and "drain-backend" in steps
+    artifact = shown["artifacts"][0]["data"]
+    assert '"before"' in artifact and '"after"' in artifact
+
+    ok(run_baton("down", "--all", cwd=circuit, timeout=120))
+    deadline = time.monotonic() + 10
+    while processes_under(circuit) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(circuit) == []
+
+
+def test_swap_under_load_loses_no_request(circuit: Path) -> None:
+    api = ports(circuit)["api"]["port"]
+    ok(run_baton("slot", "api", f"{SERVICE} old", cwd=circuit))
+    with Load(f"http://127.0.0.1:{api}/") as load:
+        time.sleep(0.5)  # let the load reach steady state before swapping
+        ok(run_baton("swap", "api", f"{SERVICE} new", cwd=circuit))
+        time.sleep(0.5)
+    rate = load.total / load.elapsed
+    assert rate >= 200, f"load generator too slow to prove anything: {rate:.0f} req/s"
+    assert dict(load.statuses) == {"200": load.total}, load.statuses
+    assert load.versions["old"] > 0 and load.versions["new"] > 0
+
+
+def test_swap_rolls_back_when_the_new_version_never_gets_ready(circuit: Path) -> None:
+    api = ports(circuit)["api"]["port"]
+    ok(run_baton("slot", "api", f"{SERVICE} stable", cwd=circuit))
+    never = f"{sys.executable} -c \"import time; print('WARN not listening', flush=True); time.sleep(300)\""
+    result = run_baton("swap", "api", never, "--timeout", "2", cwd=circuit)
+    assert result.code == 1 and "did not answer" in result.stderr and "Traceback" not in result.stderr
+    assert get_json(f"http://127.0.0.1:{api}/")["version"] == "stable"
+    assert not any("time.sleep(300)" in p for p in processes_under(circuit))
+    crashing = f"{sys.executable} -c \"import sys; print('ERROR boom', file=sys.stderr); sys.exit(3)\""
+    result = run_baton("swap", "api", crashing, cwd=circuit)
+    assert result.code == 1 and "exited before it was ready" in result.stderr and "boom" in result.stderr
+    assert get_json(f"http://127.0.0.1:{api}/")["version"] == "stable"
+    runs = ok(run_baton("history", "--action", "swap", "--json", cwd=circuit)).json()["runs"]
+    assert [r["state"] for r in runs[:2]] == ["Failed", "Failed"]
+
+
+def test_a_killed_service_shows_unhealthy(circuit: Path) -> None:
+    import os
+    import signal
+
+    ok(run_baton("slot", "api", f"{SERVICE} v1", cwd=circuit))
+    state = json.loads((circuit / ".baton" / "state.json").read_text())
+    os.killpg(state["adapters"]["api"]["service"]["process"]["pgid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while ports(circuit)["api"]["health"] != "unhealthy":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "exited" in ports(circuit)["api"]["detail"]
+
+
+def test_refusals_are_one_sentence(circuit: Path) -> None:
+    result = run_baton("slot", "stripe", f"{SERVICE} v1", cwd=circuit)
+    assert result.code == 2 and "egress" in result.stderr and "Traceback" not in result.stderr
+    result = run_baton("swap", "api", f"{SERVICE} v1", cwd=circuit)
+    assert result.code == 2 and "nothing is slotted into api" in result.stderr
+    result = run_baton("slot", "api", "app; rm -rf /", cwd=circuit)
+    assert result.code == 2 and "metacharacter" in result.stderr
+    result = run_baton("slot", "ghost", "app", cwd=circuit)
+    assert result.code == 2 and "no node named 'ghost'" in result.stderr
