@@ -9,20 +9,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
-from baton.config import CONFIG_FILENAME, CircuitConfig, YamlDocument, validate_document
 from baton.errors import LockTimeout, ProjectError
+
+if TYPE_CHECKING:  # the config models cost ~0.1 s to import: warm commands through the conductor skip them
+    from baton.config import CircuitConfig, YamlDocument
+
+CONFIG_FILENAME = "baton.yaml"
 
 __all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S", "fast_load"]
 
-_CACHE: dict[tuple[str, int, int], CircuitConfig] = {}
+_CACHE: dict[tuple[str, int, int], "CircuitConfig"] = {}
 
 
-def fast_load(path: Path) -> CircuitConfig | None:
+def fast_load(path: Path) -> "CircuitConfig | None":
     """Parse and validate with libyaml; None when anything is wrong (the slow path explains it)."""
     import yaml
     from pydantic import ValidationError
+
+    from baton.config import CircuitConfig
 
     loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -92,10 +98,12 @@ class Project:
 
     # -- reading -------------------------------------------------------------
 
-    def document(self) -> YamlDocument:
+    def document(self) -> "YamlDocument":
+        from baton.config import YamlDocument
+
         return YamlDocument.load(self.config_path, label=CONFIG_FILENAME)
 
-    def load(self) -> CircuitConfig:
+    def load(self) -> "CircuitConfig":
         """The validated config; parsed fast (libyaml) and cached while the file is unchanged.
 
         Any problem is re-diagnosed through the round-trip parser, whose error names the line.
@@ -110,6 +118,8 @@ class Project:
             return cached
         config = fast_load(self.config_path)
         if config is None:
+            from baton.config import CircuitConfig, validate_document
+
             config = validate_document(self.document(), CircuitConfig, label=CONFIG_FILENAME)
         _CACHE.clear()
         _CACHE[key] = config
@@ -120,6 +130,8 @@ class Project:
     @contextlib.contextmanager
     def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the project lock: one editing command at a time per project."""
+        from filelock import FileLock, Timeout
+
         self.state_dir.mkdir(exist_ok=True)
         lock = FileLock(str(self.state_dir / "project.lock"), thread_local=False)
         try:
@@ -140,6 +152,8 @@ class Project:
 
         An edit that would leave the file invalid raises and writes nothing.
         """
+        from baton.config import CircuitConfig, validate_document
+
         with self.lock():
             doc = self.document()
             validate_document(doc, CircuitConfig, label=CONFIG_FILENAME)  # refuse to build on a broken file

@@ -40,8 +40,9 @@ async def slot(root: str, node: str, command: str, force: bool = False, timeout_
         await stop_service(root, service)
         raise
     await record_service(root, node, service)
-    if previous:
-        await stop_service(root, previous)
-    await record_change(root, "slot", node, before, {"command": command, "force": force})
+    await asyncio.gather(  # the new version serves: retiring the old one and the audit record are independent
+        stop_service(root, previous) if previous else asyncio.sleep(0),
+        record_change(root, "slot", node, before, {"command": command, "force": force}),
+    )
     return {"node": node, "port": service["port"], "command": command, "notes": plan["notes"],
             "ready_after_s": ready["ready_after_s"], "validation": report, "replaced": bool(previous)}
