@@ -55,7 +55,9 @@ class ProcessInfo(BaseModel):
 class ServiceSlot(BaseModel):
     """What runs behind a node's adapter (or a routing target of it)."""
 
-    command: str = ""
+    command: str = Field(default="", description="The command as the user gave it (before $VAR expansion).")
+    argv: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="The BATON_* variables it was started with.")
     is_mock: bool = True
     host: str = "127.0.0.1"
     port: int = 0

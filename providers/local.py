@@ -70,9 +70,8 @@ class LocalProvider:
         wrapper = [sys.executable, "-m", "baton.logpump", "--node", node.name,
                    "--out", str(state_dir / "service_logs.jsonl"), "--", *argv]
         record = spawn(wrapper, env={**os.environ, **env}, cwd=root)
-        return ServiceSlot(
-            command=" ".join(argv), is_mock=False, host="127.0.0.1", port=port, process=_info(record), started_at=now_iso()
-        )
+        return ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
+                           port=port, process=_info(record), started_at=now_iso())
 
     def stop_service(self, slot: ServiceSlot) -> bool:
         return slot.process is not None and stop_group(_record(slot.process), timeout=10)

@@ -15,6 +15,7 @@ from tasks.context import Circuit, open_circuit, retry_transient, step
 
 __all__ = [
     "start_adapter_host",
+    "launch_host",
     "wait_adapters_ready",
     "stop_adapter_hosts",
     "set_backend",
@@ -41,12 +42,19 @@ async def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[
     """Start one adapter process hosting ``nodes`` (no-op when it already runs)."""
     circuit = open_circuit(root)
     state = circuit.state()
-    provider = circuit.provider(state)
     existing = state.hosts.get(host_id)
-    if existing and provider.host_alive(existing) and sorted(existing.nodes) == sorted(nodes):
+    if existing and circuit.provider(state).host_alive(existing) and sorted(existing.nodes) == sorted(nodes):
         return existing.model_dump()
     if existing:
-        provider.stop_host(existing)
+        await asyncio.to_thread(circuit.provider(state).stop_host, existing)
+    return await asyncio.to_thread(launch_host, root, host_id, nodes)
+
+
+def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
+    """Write the adapter config for ``nodes`` and start its host; record it in state."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    provider = circuit.provider(state)
     entries = [
         adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=_backend_of(circuit, n),
                      routing=(state.adapters.get(n).routing if state.adapters.get(n) else None))

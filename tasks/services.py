@@ -43,7 +43,7 @@ async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
                          f"behind it (use $BATON_SERVICE_PORT in commands)")
         else:
             rewritten.append(word)
-    return {"node": node, "argv": rewritten, "env": env, "port": port, "notes": notes}
+    return {"node": node, "command": command, "argv": rewritten, "env": env, "port": port, "notes": notes}
 
 
 @step("start-service")
@@ -53,6 +53,7 @@ async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
     slot = circuit.provider().start_service(
         circuit.root, circuit.state_dir, circuit.node(plan["node"]), plan["argv"], plan["env"], plan["port"]
     )
+    slot.command = plan["command"]
     return slot.model_dump()
 
 

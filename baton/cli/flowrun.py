@@ -26,6 +26,7 @@ FLOWS: dict[str, str] = {
     "slot": "flows.slot:slot",
     "swap": "flows.swap:swap",
     "collapse": "flows.collapse:collapse",
+    "apply": "flows.apply:apply",
     "route-split": "flows.route:route_split",
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",

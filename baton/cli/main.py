@@ -17,7 +17,7 @@ from baton.cli.history_cmd import history
 from baton.cli.logs_cmd import logs
 from baton.cli.migrate_cmd import migrate_config
 from baton.cli.route_cmd import route
-from baton.cli.runtime_cmd import collapse, down, serve, slot, swap, up
+from baton.cli.runtime_cmd import apply, collapse, down, serve, slot, swap, up
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
 from baton.cli.topology_cmd import contract, edge, init, node
@@ -62,7 +62,7 @@ cli.add_command(status)
 cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
-for _command in (up, down, slot, swap, collapse, route, serve, history, logs, export):
+for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export):
     cli.add_command(_command)
 
 

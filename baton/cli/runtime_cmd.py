@@ -8,7 +8,7 @@ import click
 
 from baton.cli.output import emit, json_option
 
-__all__ = ["up", "down", "slot", "swap", "collapse", "serve"]
+__all__ = ["up", "down", "slot", "swap", "collapse", "apply", "serve"]
 
 
 def _run(obj: Any, action: str, params: dict[str, Any], as_json: bool) -> tuple[Any, Any]:
@@ -112,6 +112,27 @@ def collapse(obj: Any, live: str, as_json: bool) -> None:
     _, result = _run(obj, "collapse", {"live": names}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Mocked {', '.join(result['mocked']) or 'nothing'}; live: {', '.join(result['live']) or 'none'}"))
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@json_option
+@click.pass_obj
+def apply(obj: Any, dry_run: bool, as_json: bool) -> None:
+    """Converge the running circuit on baton.yaml (boot, reboot, add/remove nodes, routing)."""
+    _, result = _run(obj, "apply", {"dry_run": dry_run}, as_json)
+
+    def human(c: Any) -> None:
+        if not result["plan"]:
+            c.print("Nothing to do: the running circuit matches baton.yaml")
+            return
+        c.print("Plan:" if dry_run else "Applied:")
+        for step in result["plan"]:
+            c.print(f"  {step['kind']:<16} {step['target']:<20} {step['reason']}")
+        if dry_run:
+            c.print("Dry run: nothing changed. Run `baton apply` to carry it out.")
+
+    emit(as_json, result, human)
 
 
 @click.command()

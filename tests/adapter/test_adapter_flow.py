@@ -9,7 +9,7 @@ from aiohttp import web
 
 from baton_adapter.config import Backend
 
-from _adapter_support import app_server, hello_app, raw_exchange, read_head, run, running_node, wait_for
+from _adapter_support import app_server, hello_app, raw_exchange, raw_server, read_head, run, running_node, wait_for
 
 MB = 1024 * 1024
 
@@ -106,5 +106,58 @@ def test_drain_waits_for_in_flight_requests_on_the_old_backend() -> None:
             report = await draining
             assert report["drained"] is True
             await wait_for(lambda: ("127.0.0.1", old) not in node.pool.idle)
+
+    run(main())
+
+
+def test_a_response_body_that_stalls_is_cut_after_read_idle() -> None:
+    async def main() -> None:
+        async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            await writer.drain()
+            await reader.read()  # stalls; returns when the adapter cuts the upstream connection
+            writer.close()
+
+        async with raw_server(stalls) as port, running_node(backend={"port": port},
+                                                         limits={"read_idle_s": 2}) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            code, _, _ = await read_head(reader)
+            assert code == 200 and await reader.readexactly(7) == b"partial"
+            node.housekeeping(tick_s=1.0)  # notes the progress mark
+            node.housekeeping(tick_s=1.0)  # 1 s without progress
+            assert node.telemetry.active_requests == 1
+            node.housekeeping(tick_s=1.0)  # 2 s without progress: cut
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+            await wait_for(lambda: node.telemetry.active_requests == 0 and not node.pool.busy)
+            assert node.telemetry.targets["primary"].attempts.get("timeout") == 1
+
+    run(main())
+
+
+def test_a_large_refused_upload_still_gets_its_413() -> None:
+    """The adapter drains what the client is still sending, so the 413 is read rather than reset."""
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # swallows the streamed part until the adapter drops the upstream request
+        writer.close()
+
+    async def main() -> None:
+        async with raw_server(sink) as port, running_node(backend={"port": port},
+                                                        limits={"max_body_bytes": MB}) as node:
+            for head in (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (4 * MB),
+                         b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"):
+                chunked = b"chunked" in head
+                reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+                writer.write(head)
+                block = b"q" * (256 * 1024)
+                for _ in range(16):
+                    writer.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+                    await writer.drain()
+                code, headers, _ = await read_head(reader)
+                assert code == 413 and headers.get("connection") == "close"
+                writer.close()
 
     run(main())

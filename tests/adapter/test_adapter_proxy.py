@@ -307,6 +307,14 @@ def test_forwarding_headers_traceparent_and_hop_by_hop() -> None:
             signal = node.telemetry.signals_json(1)[0]
             assert signal["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
 
+            # behind a TLS-terminating proxy: its scheme and host are kept, its client address chained
+            _, _, body = await raw_exchange(node.port, (
+                b"GET / HTTP/1.1\r\nHost: internal\r\nX-Forwarded-Proto: https\r\n"
+                b"X-Forwarded-Host: shop.example\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"))
+            seen = json.loads(body)
+            assert seen["x-forwarded-proto"] == "https" and seen["x-forwarded-host"] == "shop.example"
+            assert seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+
     run(main())
 
 

@@ -192,3 +192,26 @@ def test_refusals_are_one_sentence(circuit: Path) -> None:
     assert result.code == 2 and "metacharacter" in result.stderr
     result = run_baton("slot", "ghost", "app", cwd=circuit)
     assert result.code == 2 and "no node named 'ghost'" in result.stderr
+
+
+def test_apply_converges_on_baton_yaml(circuit: Path) -> None:
+    assert ok(run_baton("apply", "--dry-run", "--json", cwd=circuit)).json()["plan"] == []
+    ok(run_baton("slot", "api", f"{SERVICE} v1", cwd=circuit))
+    ok(run_baton("node", "add", "search", cwd=circuit))
+    ok(run_baton("edge", "add", "api", "search", cwd=circuit))
+    config = circuit / "baton.yaml"
+    stripe_port = ports(circuit)["stripe"]["port"]
+    config.write_text(config.read_text().replace(f"port: {stripe_port}", "port: 9555"))
+    planned = ok(run_baton("apply", "--dry-run", "--json", cwd=circuit)).json()["plan"]
+    assert [s["kind"] for s in planned] == ["reboot-host", "add-node", "respawn-service"]
+    assert planned[1]["nodes"] == ["search"] and planned[2]["nodes"] == ["api"]
+    assert sorted(planned[0]["nodes"]) == ["api", "gateway", "stripe"]
+    ok(run_baton("apply", cwd=circuit, timeout=120))
+    nodes = ports(circuit)
+    assert nodes["stripe"]["port"] == 9555 and nodes["stripe"]["health"] == "healthy"
+    assert nodes["search"]["state"] == "mock" and nodes["search"]["health"] == "healthy"
+    assert nodes["api"]["state"] == "live"
+    assert get_json(f"http://127.0.0.1:{nodes['api']['port']}/")["version"] == "v1"
+    env = json.loads((circuit / ".baton" / "state.json").read_text())["adapters"]["api"]["service"]["env"]
+    assert env["BATON_SEARCH_URL"] == f"http://127.0.0.1:{nodes['search']['port']}"
+    assert ok(run_baton("apply", "--dry-run", "--json", cwd=circuit)).json()["plan"] == []
