@@ -86,6 +86,25 @@ class ControlClient:
             raise ControlError(f"{message}; check the management token (security.control.token_env).", status)
         raise ControlError(message, status)
 
+    def request_sync(self, method: str, path: str, body: Any = None) -> Any:
+        """One blocking call (for rollback hooks, which Prefect runs synchronously)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - loopback adapter
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise ControlError(f"node {self.node}: HTTP {exc.code} from {path}", exc.code) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise ControlUnreachable(f"the adapter of node {self.node} does not answer on {self.base_url}.") from exc
+
     async def health(self) -> dict[str, Any]:
         return await self.request("GET", "/health")
 

@@ -9,9 +9,10 @@ import asyncio
 from typing import Any
 
 from prefect import flow
+from prefect.transactions import transaction
 
 from baton.errors import UsageError
-from tasks.adapters import node_snapshot, set_locked, set_routing
+from tasks.adapters import node_snapshot, restorable_routing, set_locked, set_routing, switch_routing
 from tasks.audit import record_change
 from tasks.circuit import current_service, extra_versions
 from tasks.services import (
@@ -46,17 +47,14 @@ async def route_split(root: str, node: str, command: str, strategy: str, weight:
     primary = _primary(root, node)
     replaced = extra_versions(root, node)
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
-    second = await start_service(root, plan)
-    routing = {"strategy": strategy, "targets": [_target(names[0], primary, 100 - weight),
-                                                 _target(names[1], second, weight)]}
-    try:
+    with transaction():  # rollback: previous routing restored, the second version stopped
+        second = await start_service(root, plan)
+        routing = {"strategy": strategy, "targets": [_target(names[0], primary, 100 - weight),
+                                                     _target(names[1], second, weight)]}
         await wait_service_ready(root, node, second, timeout_s)
         if needs_validation(root, node):
             await validate_service_contract(root, node, second, force)
-        await set_routing(root, node, routing)
-    except BaseException:
-        await stop_service(root, second)
-        raise
+        await switch_routing(root, node, routing, restorable_routing(before))
     await record_routing(root, node, routing, {names[1]: second})
     for old in replaced.values():
         await stop_service(root, old)

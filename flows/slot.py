@@ -8,8 +8,9 @@ import asyncio
 from typing import Any
 
 from prefect import flow
+from prefect.transactions import transaction
 
-from tasks.adapters import node_snapshot, set_backend
+from tasks.adapters import node_snapshot, switch_backend
 from tasks.audit import record_change
 from tasks.circuit import current_service
 from tasks.services import (
@@ -31,14 +32,12 @@ SKIPPED = {"ok": True, "skipped": "no contract"}
 async def slot(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
     previous = current_service(root, node)
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
-    service = await start_service(root, plan)
-    try:
+    fallback = {"host": previous["host"], "port": previous["port"]} if previous else {"mock": True}
+    with transaction():  # a failure stops the new process (and undoes the switch): the old backend keeps serving
+        service = await start_service(root, plan)
         ready = await wait_service_ready(root, node, service, timeout_s)
         report = await validate_service_contract(root, node, service, force) if needs_validation(root, node) else SKIPPED
-        await set_backend(root, node, {"host": service["host"], "port": service["port"]})
-    except BaseException:
-        await stop_service(root, service)
-        raise
+        await switch_backend(root, node, {"host": service["host"], "port": service["port"]}, fallback)
     await record_service(root, node, service)
     await asyncio.gather(  # the new version serves: retiring the old one and the audit record are independent
         stop_service(root, previous) if previous else asyncio.sleep(0),

@@ -10,9 +10,10 @@ import asyncio
 from typing import Any
 
 from prefect import flow
+from prefect.transactions import transaction
 
 from baton.errors import UsageError
-from tasks.adapters import drain_backend, node_snapshot, set_backend
+from tasks.adapters import drain_backend, node_snapshot, switch_backend
 from tasks.audit import record_change
 from tasks.circuit import current_service
 from tasks.services import (
@@ -35,16 +36,13 @@ async def swap(root: str, node: str, command: str, force: bool = False, timeout_
     if old is None:
         raise UsageError(f"nothing is slotted into {node}; use `baton slot {node} <command>` first.")
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
-    new = await start_service(root, plan)
-    try:
+    with transaction():  # rollback: the switch restores the old backend, the new process is stopped
+        new = await start_service(root, plan)
         await wait_service_ready(root, node, new, timeout_s)
         if needs_validation(root, node):
             await validate_service_contract(root, node, new, force)
-        await set_backend(root, node, {"host": new["host"], "port": new["port"]})
-    except BaseException:
-        await stop_service(root, new)
-        await set_backend(root, node, {"host": old["host"], "port": old["port"]})  # undo a partial switch
-        raise
+        await switch_backend(root, node, {"host": new["host"], "port": new["port"]},
+                             {"host": old["host"], "port": old["port"]})
     await record_service(root, node, new)
     drained = await drain_backend(root, node, old["host"], old["port"], drain_timeout_s)
     await stop_service(root, old)

@@ -19,6 +19,9 @@ __all__ = [
     "wait_adapters_ready",
     "stop_adapter_hosts",
     "set_backend",
+    "switch_backend",
+    "switch_routing",
+    "restorable_routing",
     "set_routing",
     "set_locked",
     "drain_backend",
@@ -145,6 +148,72 @@ def _stop_adapter_hosts(root: str) -> list[str]:
 async def set_backend(root: str, node: str, backend: dict[str, Any]) -> dict[str, Any]:
     """Point a node's adapter at ``backend`` (``{host, port}`` or ``{mock: true}``)."""
     return await open_circuit(root).client(node).set_backend(backend)
+
+
+def _same_backend(reported: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    reported = reported or {}
+    if wanted.get("mock"):
+        return bool(reported.get("mock"))
+    return reported.get("host") == wanted.get("host") and reported.get("port") == wanted.get("port")
+
+
+@step("switch-backend", retry_condition_fn=retry_transient)
+async def switch_backend(root: str, node: str, backend: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Point the adapter at ``backend`` and verify it; a partial switch is undone here, a later
+    failure in the same transaction is undone by the rollback hook (back to ``previous``)."""
+    from prefect.transactions import get_transaction
+
+    transaction = get_transaction()
+    if transaction is not None:
+        transaction.set("rollback", {"root": root, "node": node, "previous": previous})
+    client = open_circuit(root).client(node)
+    try:
+        await client.set_backend(backend)
+        status = await client.status()
+        if not _same_backend(status.get("backend"), backend):
+            raise BatonError(f"the adapter of {node} reports backend {status.get('backend')} after the switch, "
+                             f"not {backend}; the previous backend was restored.")
+    except BaseException:
+        await client.set_backend(previous)
+        raise
+    return status
+
+
+@switch_backend.on_rollback
+def _restore_backend(transaction: Any) -> None:
+    saved = transaction.get("rollback")
+    open_circuit(saved["root"]).client(saved["node"]).request_sync("POST", "/backend", saved["previous"])
+
+
+@step("switch-routing", retry_condition_fn=retry_transient)
+async def switch_routing(root: str, node: str, routing: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Install ``routing``; undone (back to ``previous``) on failure here or later in the transaction."""
+    from prefect.transactions import get_transaction
+
+    transaction = get_transaction()
+    if transaction is not None:
+        transaction.set("rollback", {"root": root, "node": node, "previous": previous})
+    client = open_circuit(root).client(node)
+    try:
+        return await client.set_routing(routing)
+    except BaseException:
+        await client.set_routing(previous)
+        raise
+
+
+@switch_routing.on_rollback
+def _restore_routing(transaction: Any) -> None:
+    saved = transaction.get("rollback")
+    open_circuit(saved["root"]).client(saved["node"]).request_sync("POST", "/routing", saved["previous"])
+
+
+def restorable_routing(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A routing table from a node snapshot, in the shape POST /routing accepts."""
+    routing = snapshot.get("routing") or {}
+    out = {k: routing[k] for k in ("strategy", "targets", "rules", "default_target") if routing.get(k) not in (None, "")}
+    out["targets"] = [{k: t[k] for k in ("name", "host", "port", "weight", "mock") if k in t}
+                      for t in routing.get("targets") or []]
+    return out
 
 
 @step("set-routing", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)

@@ -54,7 +54,18 @@ async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
         circuit.root, circuit.state_dir, circuit.node(plan["node"]), plan["argv"], plan["env"], plan["port"]
     )
     slot.command = plan["command"]
+    from prefect.transactions import get_transaction
+
+    transaction = get_transaction()
+    if transaction is not None:  # so a failure later in the transaction stops this process
+        transaction.set("started", {"root": root, "slot": slot.model_dump()})
     return slot.model_dump()
+
+
+@start_service.on_rollback
+def _stop_started(transaction: Any) -> None:
+    saved = transaction.get("started")
+    open_circuit(saved["root"]).provider().stop_service(ServiceSlot.model_validate(saved["slot"]))
 
 
 def _log_tail(state_dir, node: str, lines: int = 3) -> str:
