@@ -94,12 +94,26 @@ class CircuitState(BaseModel):
     live_nodes: list[str] = Field(default_factory=list)
     hosts: dict[str, AdapterHost] = Field(default_factory=dict)
     adapters: dict[str, NodeState] = Field(default_factory=dict)
+    pending: list[ServiceSlot] = Field(
+        default_factory=list, description="Services started by a flow that has not yet recorded or stopped them."
+    )
     started_at: str = ""
     updated_at: str = ""
 
     @property
     def running(self) -> bool:
         return bool(self.hosts)
+
+    def settle(self, slot: ServiceSlot) -> None:
+        """A pending service is now recorded or stopped."""
+        pid = slot.process.pid if slot.process else None
+        self.pending = [p for p in self.pending if not (p.process and p.process.pid == pid)]
+
+    def owned(self) -> list[ServiceSlot]:
+        """Every service the circuit knows it started (including ones a crashed flow left pending)."""
+        slots = [s.service for s in self.adapters.values() if not s.service.is_mock]
+        slots += [t for s in self.adapters.values() for t in s.targets.values()]
+        return slots + list(self.pending)
 
     def node(self, name: str) -> NodeState:
         return self.adapters.setdefault(name, NodeState(node_name=name))

@@ -58,6 +58,10 @@ def _stop_all_services(root: str) -> list[str]:
     for name, target, slot in _slots(state):
         provider.stop_service(slot)
         stopped.append(f"{name}:{target}" if target else name)
+    for slot in state.pending:  # left by a flow that crashed between starting and recording a service
+        provider.stop_service(slot)
+        stopped.append(f"pending:{slot.port}")
+    state.pending = []
     for node in state.adapters.values():
         node.service = ServiceSlot()
         node.targets = {}

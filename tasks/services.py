@@ -24,10 +24,26 @@ class ServiceNotReady(BatonError):
     """The service exited or never answered on its port."""
 
 
+def reap_orphans(circuit: Any) -> list[int]:
+    """Stop services an earlier, crashed flow started but never recorded (the repair after a crash)."""
+    state = circuit.state()
+    if not state.pending:
+        return []
+    provider = circuit.provider(state)
+    reaped = []
+    for slot in list(state.pending):
+        provider.stop_service(slot)
+        state.settle(slot)
+        reaped.append(slot.port)
+    circuit.store.save(state)
+    return reaped
+
+
 @step("plan-service")
 async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     """Choose the service's port and argv; a literal of the node's public port becomes the service port."""
     circuit = open_circuit(root)
+    await asyncio.to_thread(reap_orphans, circuit)
     spec = circuit.node(node)
     if spec.role.value == "egress":
         raise UsageError(f"node {node!r} is egress: it is always served from its contract and cannot be slotted.")
@@ -54,6 +70,9 @@ async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
         circuit.root, circuit.state_dir, circuit.node(plan["node"]), plan["argv"], plan["env"], plan["port"]
     )
     slot.command = plan["command"]
+    state = circuit.state()
+    state.pending.append(slot)  # until recorded or stopped: a crash here leaves nothing unaccounted for
+    circuit.store.save(state)
     from prefect.transactions import get_transaction
 
     transaction = get_transaction()
@@ -65,7 +84,12 @@ async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
 @start_service.on_rollback
 def _stop_started(transaction: Any) -> None:
     saved = transaction.get("started")
-    open_circuit(saved["root"]).provider().stop_service(ServiceSlot.model_validate(saved["slot"]))
+    circuit = open_circuit(saved["root"])
+    slot = ServiceSlot.model_validate(saved["slot"])
+    circuit.provider().stop_service(slot)
+    state = circuit.state()
+    state.settle(slot)
+    circuit.store.save(state)
 
 
 def _log_tail(state_dir, node: str, lines: int = 3) -> str:
@@ -153,8 +177,13 @@ async def validate_service_contract(root: str, node: str, slot: dict[str, Any], 
 @step("stop-service")
 async def stop_service(root: str, slot: dict[str, Any]) -> bool:
     """Stop a service process group (idempotent)."""
-    provider = open_circuit(root).provider()
-    return await asyncio.to_thread(provider.stop_service, ServiceSlot.model_validate(slot))
+    circuit = open_circuit(root)
+    service = ServiceSlot.model_validate(slot)
+    stopped = await asyncio.to_thread(circuit.provider().stop_service, service)
+    state = circuit.state()
+    state.settle(service)
+    circuit.store.save(state)
+    return stopped
 
 
 @step("record-service")
@@ -164,6 +193,7 @@ async def record_service(root: str, node: str, slot: dict[str, Any] | None) -> N
     state = circuit.state()
     node_state = state.node(node)
     node_state.service = ServiceSlot.model_validate(slot) if slot else ServiceSlot()
+    state.settle(node_state.service)
     node_state.updated_at = now_iso()
     live = {n for n, s in state.adapters.items() if not s.service.is_mock}
     state.live_nodes = sorted(live)
@@ -183,5 +213,7 @@ async def record_routing(root: str, node: str, routing: dict[str, Any] | None, e
     node_state = state.node(node)
     node_state.routing = routing
     node_state.targets = {name: ServiceSlot.model_validate(slot) for name, slot in extra.items()}
+    for target in node_state.targets.values():
+        state.settle(target)
     node_state.updated_at = now_iso()
     circuit.store.save(state)

@@ -129,3 +129,14 @@ def test_malformed_request_gets_400() -> None:
             assert code == 400
 
     run(main())
+
+
+def test_a_backend_sending_an_endless_head_gets_502() -> None:
+    response = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Junk-%d: x\r\n" % i for i in range(1000)) + b"\r\n"
+
+    async def main() -> None:
+        async with raw_server(_scripted([response])) as port, running_node(backend={"port": port}) as node:
+            code, _, _ = await raw_exchange(node.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert code == 502
+
+    run(main())

@@ -356,3 +356,20 @@ def test_works_on_the_standard_asyncio_loop_too() -> None:
             assert node.pool.connects == 1
 
     asyncio.run(main())
+
+
+def test_a_header_line_that_never_ends_gets_431() -> None:
+    """httptools buffers a header until its line ends; the adapter bounds that on raw bytes."""
+
+    async def main() -> None:
+        async with running_node(mock=True, limits={"max_header_bytes": 4096}) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nX-Endless: ")
+            for _ in range(16):
+                writer.write(b"a" * 1024)  # never a CRLF
+                await writer.drain()
+            code, _, _ = await read_head(reader)
+            assert code == 431
+            writer.close()
+
+    run(main())

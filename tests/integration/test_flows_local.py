@@ -215,3 +215,33 @@ def test_apply_converges_on_baton_yaml(circuit: Path) -> None:
     env = json.loads((circuit / ".baton" / "state.json").read_text())["adapters"]["api"]["service"]["env"]
     assert env["BATON_SEARCH_URL"] == f"http://127.0.0.1:{nodes['search']['port']}"
     assert ok(run_baton("apply", "--dry-run", "--json", cwd=circuit)).json()["plan"] == []
+
+
+def test_a_conductor_killed_mid_slot_leaves_nothing_behind(circuit: Path) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from baton_cli import BATON
+
+    slow = f"{sys.executable} -c \"import time; print('INFO warming up', flush=True); time.sleep(120)\""
+    slotting = subprocess.Popen([str(BATON), "slot", "api", slow, "--timeout", "100"], cwd=circuit,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = circuit / ".baton" / "state.json"
+    deadline = time.monotonic() + 30
+    while not json.loads(state_file.read_text()).get("pending"):
+        assert time.monotonic() < deadline, "the slot never started its service"
+        time.sleep(0.05)
+    conductor = json.loads((circuit / ".baton" / "conductor.json").read_text())["process"]["pid"]
+    os.kill(conductor, signal.SIGKILL)
+    slotting.communicate(timeout=30)
+    assert slotting.returncode != 0
+    assert any("time.sleep(120)" in p for p in processes_under(circuit))  # the orphan exists...
+    assert ok(run_baton("status", "--json", cwd=circuit)).json()["nodes"][1]["state"] == "mock"
+    ok(run_baton("down", "--all", cwd=circuit, timeout=120))  # ...and down stops it
+    deadline = time.monotonic() + 10
+    while processes_under(circuit) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(circuit) == []
+    ok(run_baton("up", "--mock", cwd=circuit, timeout=180))  # and the circuit boots again
+    assert {n["health"] for n in ports(circuit).values()} == {"healthy"}
