@@ -47,6 +47,18 @@ class ControlClient:
     timeout_s: float = 5.0
     connect_attempts: int = 3
 
+    @classmethod
+    def for_node(cls, config: Any, name: str, *, timeout_s: float = 5.0, connect_attempts: int = 3) -> ControlClient:
+        """The client of ``name``'s adapter as ``config`` (a CircuitConfig) declares it, token included."""
+        import os
+
+        node = config.node(name)
+        control = config.security.control
+        token = os.environ.get(control.token_env) if control.auth and control.token_env else None
+        host = "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host  # a wildcard bind answers on loopback
+        return cls(name, host, node.management_port, token=token, timeout_s=timeout_s,
+                   connect_attempts=connect_attempts)
+
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"

@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AdapterConfig": "config",
     "Backend": "config",
-    "ConfigError": "config",
+    "AdapterError": "errors",
+    "ConfigError": "errors",
     "Limits": "config",
     "NodeConfig": "config",
     "Policy": "config",

@@ -104,10 +104,11 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
 
 
 async def _serve(config: AdapterConfig) -> None:
-    from .host import AdapterHost
+    from .host import AdapterHost, tune_gc
 
     host = AdapterHost(config)
     await host.start()
+    tune_gc()
     sys.stdout.write(json.dumps(host.ready_info()) + "\n")
     sys.stdout.flush()
     await host.run_until_signalled()

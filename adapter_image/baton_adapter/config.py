@@ -35,6 +35,7 @@ File format (YAML shown; JSON with the same keys works too)::
           max_idle_upstream: 64           # pooled idle keep-alive connections per backend
           upstream_idle_s: 1.5            # pooled connections idle longer are closed, not reused (must be
                                           # below the backend's keep-alive timeout: gunicorn 2 s, uvicorn 5 s)
+          read_idle_s: 300                # a response body that stalls this long is cut (0 = never)
         routing:                          # optional initial routing (see baton_adapter.routing)
           strategy: weighted
           targets: [{name: a, host: 127.0.0.1, port: 8001, weight: 80},
@@ -55,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import ConfigError
+
 __all__ = [
     "AdapterConfig",
     "Backend",
@@ -72,10 +75,6 @@ NODE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 MODES = ("http", "tcp", "grpc", "protobuf", "soap")  # built-in handlers; the registry may add more
 MODE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ROLES = ("service", "ingress", "egress")
-
-
-class ConfigError(ValueError):
-    """The adapter configuration is invalid; the message says what was expected and what arrived."""
 
 
 def _int(data: Mapping[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
@@ -159,6 +158,7 @@ class Limits:
     signals_size: int = 1000
     max_idle_upstream: int = 64
     upstream_idle_s: float = 1.5
+    read_idle_s: float = 300.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "limits") -> Limits:
@@ -170,6 +170,7 @@ class Limits:
             signals_size=_int(data, "signals_size", 1000, 1, 1_000_000, where),
             max_idle_upstream=_int(data, "max_idle_upstream", 64, 0, 100_000, where),
             upstream_idle_s=_float(data, "upstream_idle_s", 1.5, 0.1, 86_400.0, where),
+            read_idle_s=_float(data, "read_idle_s", 300.0, 0.0, 86_400.0, where),
         )
 
 

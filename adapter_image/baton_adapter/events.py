@@ -14,6 +14,8 @@ import time
 from collections import deque
 from typing import Any, Mapping
 
+from .errors import AdapterError
+
 __all__ = ["EventError", "EventLog", "SEVERITIES"]
 
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
@@ -21,7 +23,7 @@ MAX_EVENT_BYTES = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-class EventError(ValueError):
+class EventError(AdapterError, ValueError):
     """An event payload was rejected; the message says what was expected and what arrived."""
 
 

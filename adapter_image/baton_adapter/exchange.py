@@ -3,7 +3,9 @@
 An ``Exchange`` is driven by callbacks, not by a coroutine: the client protocol feeds it request events, the
 upstream connection feeds it response events, and it writes bytes straight through. A task is spawned only
 to open a new upstream connection; retry backoff is a timer. The fast path (an idle pooled connection, a
-small request) therefore allocates one object and two byte strings (the heads) per request.
+small request) therefore allocates two small objects (this and the scanned request head), the two heads
+and a timer per request. Response bytes of one upstream read are corked into a single client write.
+A retry goes to a target this request has not failed on when there is one; backoff is linear.
 
 Retry rule: an attempt that failed before any byte reached the backend is retried whatever the method; one
 that failed after bytes were sent is retried only for idempotent methods without a request body. Every retry
@@ -18,8 +20,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from .headers import (build_request_head, build_response_head, scan_request_headers, scan_response_headers,
-                      status_line)
+from .headers import build_request_head, build_response_head, scan_request_headers, scan_response_headers, status_line
 from .resilience import IDEMPOTENT_METHODS, BreakerState
 from .routing import RoutingTable, Target, parse_cookie_value
 
@@ -60,7 +61,7 @@ class Exchange:
         "down", "node", "method", "url", "headers", "info", "keep_alive", "http11", "content_length", "chunked",
         "expect_continue", "upgrade", "body", "buffered", "body_size", "request_done", "conn", "target",
         "attempts", "sent", "head", "trace_id", "timer", "timed_out", "status", "response_started",
-        "finished", "resp_chunked", "bytes_out", "started", "mock_waiting", "probe", "failed", "out",
+        "finished", "resp_chunked", "bytes_out", "started", "mock_waiting", "probe", "failed", "out", "idle_mark", "idle_ticks",
     )
 
     def __init__(
@@ -107,6 +108,8 @@ class Exchange:
         self.probe = False
         self.failed: frozenset[str] = frozenset()
         self.out: list[bytes] | None = None
+        self.idle_mark = -1
+        self.idle_ticks = 0
 
     # -- request side (called by the client protocol) -------------------------------------------------------
 
@@ -381,6 +384,21 @@ class Exchange:
             down.transport.write(rest)
         down.start_tunnel(conn)
         self._finish(101, keep_open=True)
+
+    def check_idle(self, tick_s: float, limit_s: float) -> None:
+        """Housekeeping: cut a response whose body made no progress for ``limit_s`` (counted in ticks)."""
+        if not self.response_started or self.finished or self.conn is None:
+            return
+        if self.bytes_out != self.idle_mark or self.down.paused_upstream is not None:
+            # progress, or a slow client holding the backend back: not the backend's stall
+            self.idle_mark = self.bytes_out
+            self.idle_ticks = 0
+            return
+        self.idle_ticks += 1
+        if self.idle_ticks * tick_s >= limit_s:
+            conn = self.conn
+            conn.detach_and_close()
+            self.upstream_failed(conn, TimeoutError(f"response body idle for {limit_s:g}s"), timed_out=True)
 
     def upstream_pause(self) -> None:
         self.down.pause(self.down.PAUSE_UPSTREAM)

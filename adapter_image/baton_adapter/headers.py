@@ -60,7 +60,7 @@ class RequestHead:
     """What one pass over a request's headers found: the forwardable header lines and the framing facts."""
 
     __slots__ = ("kept", "content_length", "chunked", "expect_continue", "upgrade", "host", "forwarded_for",
-                 "traceparent")
+                 "forwarded_proto", "forwarded_host", "traceparent")
 
     def __init__(self) -> None:
         self.kept: list[bytes] = []
@@ -70,6 +70,8 @@ class RequestHead:
         self.upgrade: bytes | None = None
         self.host = b""
         self.forwarded_for: bytes | None = None
+        self.forwarded_proto: bytes | None = None
+        self.forwarded_host: bytes | None = None
         self.traceparent: bytes | None = None
 
 
@@ -100,6 +102,10 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], drop: frozenset[byt
                 info.forwarded_for = value if info.forwarded_for is None else info.forwarded_for + b", " + value
             elif lname == b"traceparent":
                 info.traceparent = value
+            elif lname == b"x-forwarded-proto":
+                info.forwarded_proto = value
+            elif lname == b"x-forwarded-host":
+                info.forwarded_host = value
             continue
         if lname == b"host":
             info.host = value
@@ -115,10 +121,12 @@ def build_request_head(
     """The upstream request head (HTTP/1.1) and the request's trace id."""
     tp, trace_id = new_traceparent(info.traceparent)
     xff = peer_ip if info.forwarded_for is None else info.forwarded_for + b", " + peer_ip
+    # an upstream proxy's view of scheme and host (e.g. a TLS-terminating load balancer) is kept
     parts = [method, b" ", target, b" HTTP/1.1\r\n", *info.kept,
-             b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n" % (xff, proto)]
-    if info.host:
-        parts.append(b"X-Forwarded-Host: %s\r\n" % info.host)
+             b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n" % (xff, info.forwarded_proto or proto)]
+    host = info.forwarded_host or info.host
+    if host:
+        parts.append(b"X-Forwarded-Host: %s\r\n" % host)
     parts.append(b"traceparent: %s\r\n" % tp)
     if upgrade is not None:
         parts.append(b"Connection: upgrade\r\nUpgrade: %s\r\n" % upgrade)
@@ -162,7 +170,7 @@ def status_line(status: int, reason: bytes) -> bytes:
     key = (status, reason)
     line = _STATUS_LINES.get(key)
     if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, reason or b"-")
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)  # an empty reason phrase is valid
         if len(_STATUS_LINES) < 256:
             _STATUS_LINES[key] = line
     return line

@@ -125,12 +125,18 @@ class Node:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def housekeeping(self, idle_client_s: float = 75.0) -> None:
-        """Periodic upkeep: expire idle pooled connections and idle client keep-alive connections."""
+    def housekeeping(self, tick_s: float = 1.0, idle_client_s: float = 75.0) -> None:
+        """Periodic upkeep (every ``tick_s``): expire idle pooled connections and idle client keep-alive
+        connections, and cut responses whose body stalled longer than ``limits.read_idle_s``."""
         self.pool.sweep()
         cutoff = self.loop.time() - idle_client_s
+        read_idle = self.limits.read_idle_s
         for conn in list(self.connections):
-            if conn.active is None and conn.exchange is None and conn.tunnel is None and conn.last_active < cutoff:
+            active = conn.active
+            if active is not None:
+                if read_idle:
+                    active.check_idle(tick_s, read_idle)
+            elif conn.exchange is None and conn.tunnel is None and conn.last_active < cutoff:
                 conn.shutdown()
 
     # -- routing and backends -------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ __all__ = ["HttpProxyProtocol"]
 # continues while a response is relayed, so a client that disconnects is noticed at once (and its upstream
 # request aborted) even when the backend is silent.
 MAX_PIPELINE = 8
+# how long a refused request's remaining input is drained before the connection closes
+LINGER_S = 5.0
 
 
 class _Reject(Exception):
@@ -43,7 +45,8 @@ class HttpProxyProtocol(asyncio.Protocol):
     __slots__ = (
         "node", "max_header", "max_body", "transport", "parser", "peer_ip", "exchange", "active", "queue",
         "paused", "url", "headers", "header_bytes", "error_status", "tunnel", "upgrading", "upgrade_buffer",
-        "closed", "closing", "paused_upstream", "last_active",
+        "closed", "closing", "paused_upstream", "last_active", "lingering", "linger_timer",
+        "in_head", "raw_head_bytes", "completed",
     )
 
     def __init__(self, node: Node) -> None:
@@ -68,6 +71,11 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.closing = False
         self.paused_upstream: asyncio.Transport | None = None
         self.last_active = 0.0
+        self.lingering = False
+        self.linger_timer: asyncio.TimerHandle | None = None
+        self.in_head = True  # between messages or inside a request head
+        self.raw_head_bytes = 0
+        self.completed = 0
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
 
@@ -84,6 +92,9 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+            self.linger_timer = None
         node = self.node
         node.connections.discard(self)
         node.telemetry.active_connections -= 1
@@ -97,14 +108,27 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.active = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # discarding the rest of a refused request before closing
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
         if self.upgrading:
             self.upgrade_buffer.append(data)
             return
+        completed = self.completed
         try:
             self.parser.feed_data(data)
+            if self.in_head:
+                # httptools buffers a header line until it ends, so a head that never ends must be bounded
+                # here, on raw bytes (after a message completed in this read, counting restarts next read)
+                if completed != self.completed:
+                    self.raw_head_bytes = 0
+                else:
+                    self.raw_head_bytes += len(data)
+                    if self.raw_head_bytes > self.max_header:
+                        self.error_status = 431
+                        self._reject(431)
         except httptools.HttpParserUpgrade as exc:
             self.upgrading = True
             rest = data[exc.args[0]:]
@@ -159,6 +183,8 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.header_bytes = 0
+        self.in_head = False
+        self.raw_head_bytes = 0
         if self.max_body and ex.content_length is not None and ex.content_length > self.max_body:
             self.error_status = 413
             raise _Reject
@@ -181,6 +207,8 @@ class HttpProxyProtocol(asyncio.Protocol):
         ex.request_body(body)
 
     def on_message_complete(self) -> None:
+        self.in_head = True
+        self.completed += 1
         ex = self.exchange
         self.exchange = None
         if ex is None:
@@ -211,8 +239,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         if self.paused & (self.PAUSE_UPSTREAM | self.PAUSE_BUFFER):
             self.resume(self.PAUSE_UPSTREAM | self.PAUSE_BUFFER)
         if not ex.keep_alive:
-            self.closed = True
-            self.transport.close()
+            self._close(linger=not ex.request_done)
             return
         if self.queue:
             nxt = self.queue.popleft()
@@ -265,5 +292,22 @@ class HttpProxyProtocol(asyncio.Protocol):
             return
         self.node.telemetry.record("-", b"-", self.url[:256], status, 0.0, 0, 0, "")
         self.transport.write(simple_response(status, reasons[status], messages[status], keep_alive=False))
+        self._close(linger=True)
+
+    def _close(self, linger: bool) -> None:
+        """Close after the response; with ``linger``, first drain what the client is still sending.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy the response
+        before the client reads it (a 413 for a large upload would arrive as "connection reset"). So the
+        write side is shut (FIN after the response) and input is read and discarded for a short while.
+        """
         self.closed = True
-        self.transport.close()
+        transport = self.transport
+        if not linger or not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()
+        self.paused = 0
+        transport.resume_reading()
+        self.linger_timer = self.node.loop.call_later(LINGER_S, transport.close)

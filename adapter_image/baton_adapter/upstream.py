@@ -24,6 +24,10 @@ import httptools
 
 __all__ = ["UpstreamConnection", "UpstreamPool", "Sink"]
 
+# bounds on what a backend's response head may hold (beyond them the attempt fails with 502)
+MAX_RESPONSE_HEADERS = 256
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+
 
 class Sink(Protocol):
     def response_head(self, conn: UpstreamConnection, status: int, reason: bytes,
@@ -152,7 +156,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        headers = self.headers
+        headers.append((name, value))
+        if len(headers) > MAX_RESPONSE_HEADERS or len(value) > MAX_RESPONSE_HEADER_BYTES:
+            raise ValueError("the backend sent an oversized response head")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()

@@ -23,9 +23,8 @@ def _running_routing(project: Any, config: Any) -> dict[str, dict[str, Any]]:
         return {}
 
     async def read(node: Any) -> dict[str, Any] | None:
-        host = "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host
         try:
-            routing = await ControlClient(node.name, host, node.management_port, connect_attempts=1).routing()
+            routing = await ControlClient.for_node(config, node.name, connect_attempts=1).routing()
         except ControlError:
             return None
         if routing.get("strategy") == "single" and not routing.get("locked"):

@@ -37,7 +37,6 @@ def route() -> None:
 def route_show(obj: Any, node: str, as_json: bool) -> None:
     """Show NODE's routing table and per-target metrics, as its adapter reports them."""
     import asyncio
-    import os
 
     from baton.control import ControlClient
     from baton.errors import UsageError
@@ -47,10 +46,7 @@ def route_show(obj: Any, node: str, as_json: bool) -> None:
     spec = config.node(node)
     if spec is None:
         raise UsageError(f"no node named {node!r}; known nodes: {', '.join(n.name for n in config.nodes) or 'none'}.")
-    control = config.security.control
-    token = os.environ.get(control.token_env) if control.auth and control.token_env else None
-    host = "127.0.0.1" if spec.host in ("0.0.0.0", "::") else spec.host
-    routing = asyncio.run(ControlClient(node, host, spec.management_port, token=token, connect_attempts=1).routing())
+    routing = asyncio.run(ControlClient.for_node(config, node, connect_attempts=1).routing())
 
     def human(c: Any) -> None:
         lock = " (locked)" if routing.get("locked") else ""

@@ -39,8 +39,7 @@ def _runtime(project: Any, config: Any) -> dict[str, dict[str, Any]]:
             info["state"] = "live"
             info["service"] = {"command": slot.command, "port": slot.port, "alive": provider.service_alive(slot)}
         try:
-            health = await ControlClient(node.name, "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host,
-                                         node.management_port, timeout_s=2.0, connect_attempts=1).health()
+            health = await ControlClient.for_node(config, node.name, timeout_s=2.0, connect_attempts=1).health()
             info["health"] = health.get("verdict", "unknown")
             info["detail"] = health.get("detail") or ""
         except ControlError as exc:

@@ -82,14 +82,16 @@ def circuit(tmp_path: Path):
     """The quickstart circuit, booted mocked by one subprocess; torn down (everything) afterwards."""
     project = tmp_path / "shop"
     ok(run_baton("init", str(project)))
-    ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
-    ok(run_baton("node", "add", "api", cwd=project))
-    ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
-    ok(run_baton("edge", "add", "gateway", "api", cwd=project))
-    ok(run_baton("edge", "add", "api", "stripe", cwd=project))
-    ok(run_baton("up", "--mock", cwd=project, timeout=180))
-    yield project
-    run_baton("down", "--all", cwd=project, timeout=120)
+    try:
+        ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
+        ok(run_baton("node", "add", "api", cwd=project))
+        ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
+        ok(run_baton("edge", "add", "gateway", "api", cwd=project))
+        ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+        ok(run_baton("up", "--mock", cwd=project, timeout=180))
+        yield project
+    finally:  # even when booting failed: nothing of this test may outlive it
+        run_baton("down", "--all", cwd=project, timeout=120)
 
 
 def ports(project: Path) -> dict[str, dict]:
