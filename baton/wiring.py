@@ -68,6 +68,8 @@ def adapter_node(
     if contract:
         path = Path(contract)
         entry["contract"] = str(path if path.is_absolute() else (root / path).resolve())
+    if not node.validate_requests:
+        entry["validate_requests"] = False
     if node.role is NodeRole.EGRESS or backend is None:
         entry["backend"] = {"mock": True}
     else:

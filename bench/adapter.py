@@ -109,12 +109,19 @@ def _run(coro) -> None:  # type: ignore[no-untyped-def]
         uvloop.run(coro)
 
 
-def start_adapter(backend_port: int) -> tuple[subprocess.Popen[str], int]:
+MOCK_CONTRACT = Path(__file__).resolve().parent.parent / "examples" / "shop" / "specs" / "users.yaml"
+
+
+def start_adapter(backend_port: int | None, contract: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """An adapter proxying to ``backend_port``, or serving its mock (of ``contract``) when it is None."""
     exe = Path(sys.executable).with_name("baton-adapter")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "baton_adapter"]
-    proc = subprocess.Popen([*cmd, "--node", "bench", "--port", "0", "--management-port", "0",
-                             "--backend", f"127.0.0.1:{backend_port}"], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    if backend_port is None:
+        target = ["--mock", *(["--contract", str(contract)] if contract else [])]
+    else:
+        target = ["--backend", f"127.0.0.1:{backend_port}"]
+    proc = subprocess.Popen([*cmd, "--node", "bench", "--port", "0", "--management-port", "0", *target],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
     return proc, ready["nodes"][0]["port"]
@@ -131,9 +138,9 @@ def _us(text: str) -> float:
     return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def wrk(name: str, port: int, duration: float, connections: int, threads: int) -> Result:
+def wrk(name: str, port: int, duration: float, connections: int, threads: int, path: str = "/") -> Result:
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}/"],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -144,13 +151,13 @@ def wrk(name: str, port: int, duration: float, connections: int, threads: int) -
     return Result(name, rps, p50, p99)
 
 
-def builtin_load(name: str, port: int, duration: float, connections: int) -> Result:
+def builtin_load(name: str, port: int, duration: float, connections: int, path: str = "/") -> Result:
     """Keep-alive GET load from ``connections`` asyncio connections; latency per request."""
     latencies: list[float] = []
 
     async def conn_loop(deadline: float) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
         perf = time.perf_counter
         while perf() < deadline:
             t0 = perf()
@@ -178,12 +185,12 @@ def builtin_load(name: str, port: int, duration: float, connections: int) -> Res
     return Result(name, len(latencies) / elapsed, pick(0.5), pick(0.99))
 
 
-def load(name: str, port: int, args: argparse.Namespace, connections: int) -> Result:
+def load(name: str, port: int, args: argparse.Namespace, connections: int, path: str = "/") -> Result:
     if shutil.which("wrk"):
-        wrk(name, port, 1, connections, args.threads)  # warm-up
-        return wrk(name, port, args.duration, connections, args.threads)
-    builtin_load(name, port, 1, connections)
-    return builtin_load(name, port, args.duration, connections)
+        wrk(name, port, 1, connections, args.threads, path)  # warm-up
+        return wrk(name, port, args.duration, connections, args.threads, path)
+    builtin_load(name, port, 1, connections, path)
+    return builtin_load(name, port, args.duration, connections, path)
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -218,13 +225,18 @@ def main() -> None:
             loadgen = "wrk" if shutil.which("wrk") else "built-in asyncio"
             print(f"backend: {backend}; load: {loadgen}, {args.threads} thread(s), {args.connections} connections, "
                   f"{args.duration:g}s per run; CPUs: {os.cpu_count()}")
-            paths = [("direct", backend_port), ("adapter", adapter_port)]
+            mock, mock_port = start_adapter(None)
+            procs.append(mock)
+            contract_mock, contract_port = start_adapter(None, MOCK_CONTRACT)
+            procs.append(contract_mock)
+            paths = [("direct", backend_port, "/"), ("adapter", adapter_port, "/")]
             if proxy_port:
-                paths.append(("nginx proxy_pass", proxy_port))
-            results = {name: load(name, port, args, args.connections) for name, port in paths}
-            print(f"\n{'path':<18}{'req/s':>12}{'p50 us':>10}{'p99 us':>10}")
+                paths.append(("nginx proxy_pass", proxy_port, "/"))
+            paths += [("mock, no contract", mock_port, "/"), ("mock, /users/42", contract_port, "/users/42")]
+            results = {name: load(name, port, args, args.connections, path) for name, port, path in paths}
+            print(f"\n{'path':<20}{'req/s':>12}{'p50 us':>10}{'p99 us':>10}")
             for r in results.values():
-                print(f"{r.name:<18}{r.rps:>12.0f}{r.p50_us:>10.0f}{r.p99_us:>10.0f}")
+                print(f"{r.name:<20}{r.rps:>12.0f}{r.p50_us:>10.0f}{r.p99_us:>10.0f}")
             a = results["adapter"]
             print(f"\nadapter / direct:            {a.rps / results['direct'].rps:.2f}")
             if "nginx proxy_pass" in results:

@@ -18,6 +18,7 @@ File format (YAML shown; JSON with the same keys works too)::
         backend: {host: 127.0.0.1, port: 8001}   # or {mock: true}; omitted -> no backend (503)
         mock: false                       # shorthand for backend: {mock: true}
         contract: contracts/api.yaml      # optional OpenAPI contract used by the mock
+        validate_requests: true           # the mock answers 422 to requests its contract does not allow
         health_path: /health              # HTTP GET path used to probe the backend
         health_timeout_ms: 2000
         token_env: BATON_TOKEN            # env var holding the management bearer token (fails closed)
@@ -216,6 +217,7 @@ class NodeConfig:
     role: str = "service"
     backend: Backend | None = None
     contract: str | None = None
+    validate_requests: bool = True
     health_path: str = "/health"
     health_timeout_ms: int = 2000
     token_env: str | None = None
@@ -260,6 +262,9 @@ class NodeConfig:
         contract = data.get("contract")
         if contract is not None and not isinstance(contract, str):
             raise ConfigError(f"{where}.contract must be a file path, got {contract!r}.")
+        validate_requests = data.get("validate_requests", True)
+        if not isinstance(validate_requests, bool):
+            raise ConfigError(f"{where}.validate_requests must be true or false, got {validate_requests!r}.")
         return cls(
             name=name,
             port=port,
@@ -270,6 +275,7 @@ class NodeConfig:
             role=role,
             backend=backend,
             contract=contract,
+            validate_requests=validate_requests,
             health_path=validate_health_path(data.get("health_path", "/health")),
             health_timeout_ms=_int(data, "health_timeout_ms", 2000, 1, 600_000, where),
             token_env=token_env,

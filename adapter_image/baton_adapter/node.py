@@ -240,7 +240,8 @@ class Node:
         from .mock import MockRequest
 
         request = MockRequest(
-            method=method.decode("latin-1"),
+            # HEAD is answered as the GET it mirrors; the exchange sends the head only, with the GET's length
+            method="GET" if method == b"HEAD" else method.decode("latin-1"),
             path=path,
             query=parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers},
@@ -264,7 +265,8 @@ class Node:
             self.log.warning("node %s: contract mocks unavailable; serving a contract-less mock", self.name)
             return None
         try:
-            self._mock = MockEngine.from_contract(self.config.contract, self.name)
+            self._mock = MockEngine.from_contract(self.config.contract, self.name,
+                                                  validate_requests=self.config.validate_requests)
         except Exception as exc:  # a bad contract is reported on every mocked request, not fatal
             self._mock_error = f"contract {self.config.contract} could not be loaded: {exc}"
             self.log.error("node %s: %s", self.name, self._mock_error)

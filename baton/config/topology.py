@@ -81,6 +81,7 @@ class NodeConfig(BaseModel):
         default=0, ge=0, le=PORT_MAX, description="Management API port; 0 derives it from the traffic port."
     )
     metadata: dict[str, str] = Field(default_factory=dict)
+    validate_requests: bool = Field(default=True, description="Mocks answer 422 to requests the contract forbids.")
     # v2
     data_access: DataAccess = Field(default_factory=DataAccess)
     authority: list[str] = Field(default_factory=list, description="Authority domains, e.g. user.*.")

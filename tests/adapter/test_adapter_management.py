@@ -229,7 +229,15 @@ def test_contract_mock_answers_through_the_proxy(tmp_path: Path) -> None:
             code, headers, body = await raw_exchange(node.port, b"GET /pets/7 HTTP/1.1\r\nHost: t\r\n\r\n")
             assert code == 200 and headers["content-type"].startswith("application/json")
             assert "name" in json.loads(body)
+            code, head_headers, head_body = await raw_exchange(
+                node.port, b"HEAD /pets/7 HTTP/1.1\r\nHost: t\r\n\r\n", read_body=False)
+            assert code == 200 and head_body == b"" and int(head_headers["content-length"]) == len(body)
             code, _, _ = await raw_exchange(node.port, b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n")
             assert code == 404
+            code, _, body = await raw_exchange(node.port, b"GET /pets/seven HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert code == 422 and json.loads(body)["problems"]
+        async with running_node(mock=True, contract=str(contract), validate_requests=False) as lenient:
+            code, _, _ = await raw_exchange(lenient.port, b"GET /pets/seven HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert code != 422  # validation off for this node: the mock answers anyway
 
     run(main())
