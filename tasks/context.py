@@ -36,7 +36,9 @@ class Circuit:
         return self.store.load()
 
     def provider(self, state: CircuitState | None = None) -> Provider:
-        return get_provider((state or self.state()).provider if (state or self.state()).running else self.config.deploy.provider)
+        """The provider running the circuit; `up` boots on the local one (`baton deploy` picks others)."""
+        state = state or self.state()
+        return get_provider(state.provider if state.running else "local")
 
     def node(self, name: str) -> NodeConfig:
         node = self.config.node(name)
@@ -46,15 +48,8 @@ class Circuit:
         return node
 
     def client(self, name: str, *, timeout_s: float = 5.0) -> ControlClient:
-        import os
-
-        node = self.node(name)
-        token = None
-        control = self.config.security.control
-        if control.auth and control.token_env:
-            token = os.environ.get(control.token_env)
-        host = node.host if node.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return ControlClient(name, host, node.management_port, token=token, timeout_s=timeout_s)
+        self.node(name)  # a clear error for an unknown node
+        return ControlClient.for_node(self.config, name, timeout_s=timeout_s)
 
 
 def open_circuit(root: str | Path) -> Circuit:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from baton.cli.output import emit, json_option, table
-from baton.cli.runtime_cmd import _run
+from baton.cli.runtime_cmd import run_flow_command
 
 __all__ = ["route"]
 
@@ -77,7 +77,7 @@ def route_show(obj: Any, node: str, as_json: bool) -> None:
 def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json: bool) -> None:
     """Start COMMAND as version b of NODE and split traffic a/b."""
     weight = _split(split)
-    _, result = _run(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
+    _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
                                           "weight": weight, "force": force}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})"))
@@ -92,7 +92,7 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json
 @click.pass_obj
 def route_canary(obj: Any, node: str, command: str, pct: int, force: bool, as_json: bool) -> None:
     """Start COMMAND as the canary of NODE with PCT % of traffic."""
-    _, result = _run(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
+    _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
                                           "weight": pct, "force": force}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"[bold]{node}[/]: stable {100 - pct}% / canary {pct}% (canary = {command} on port {result['port']})"))
@@ -136,7 +136,7 @@ def route_set(obj: Any, node: str, strategy: str, targets: tuple[str, ...], rule
         RoutingConfig.model_validate(routing)
     except ValidationError as exc:
         raise UsageError(f"invalid routing: {exc.errors()[0]['msg'].removeprefix('Value error, ')}.") from None
-    _, result = _run(obj, "route-set", {"node": node, "routing": routing}, as_json)
+    _, result = run_flow_command(obj, "route-set", {"node": node, "routing": routing}, as_json)
     emit(as_json, result, lambda c: c.print(f"[bold]{node}[/]: routing set to {strategy}"))
 
 
@@ -148,7 +148,7 @@ def _lock_command(locked: bool):  # noqa: ANN202
     @json_option
     @click.pass_obj
     def command(obj: Any, node: str, as_json: bool) -> None:
-        _, result = _run(obj, "route-lock", {"node": node, "locked": locked}, as_json)
+        _, result = run_flow_command(obj, "route-lock", {"node": node, "locked": locked}, as_json)
         emit(as_json, result, lambda c: c.print(f"[bold]{node}[/]: routing {verb}ed"))
 
     return command
@@ -164,6 +164,6 @@ route_unlock = _lock_command(False)
 @click.pass_obj
 def route_clear(obj: Any, node: str, as_json: bool) -> None:
     """Back to a single backend; extra versions are stopped."""
-    _, result = _run(obj, "route-clear", {"node": node}, as_json)
+    _, result = run_flow_command(obj, "route-clear", {"node": node}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"[bold]{node}[/]: single backend; stopped {', '.join(result['stopped']) or 'nothing'}"))

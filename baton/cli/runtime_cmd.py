@@ -8,10 +8,11 @@ import click
 
 from baton.cli.output import emit, json_option
 
-__all__ = ["up", "down", "slot", "swap", "collapse", "apply", "serve"]
+__all__ = ["run_flow_command", "up", "down", "slot", "swap", "collapse", "apply", "serve"]
 
 
-def _run(obj: Any, action: str, params: dict[str, Any], as_json: bool) -> tuple[Any, Any]:
+def run_flow_command(obj: Any, action: str, params: dict[str, Any], as_json: bool) -> tuple[Any, Any]:
+    """Run ``action`` for a command: progress on stderr unless --json; returns (project, result)."""
     from baton.cli.flowrun import run_action, stderr_progress
 
     project = obj.project()
@@ -33,7 +34,7 @@ def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool
         from baton.cli.conductor import ensure_conductor
 
         ensure_conductor(project)
-    _, result = _run(obj, "up", {"mock": mock, "timeout_s": timeout_s}, as_json)
+    _, result = run_flow_command(obj, "up", {"mock": mock, "timeout_s": timeout_s}, as_json)
 
     def human(c: Any) -> None:
         config = project.load()
@@ -51,7 +52,7 @@ def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool
 @click.pass_obj
 def down(obj: Any, everything: bool, as_json: bool) -> None:
     """Stop every service and adapter the circuit started (history is kept)."""
-    project, result = _run(obj, "down", {}, as_json)
+    project, result = run_flow_command(obj, "down", {}, as_json)
     if everything:
         from baton.cli.conductor import stop_conductor
         from baton.prefect_server import stop_server
@@ -77,7 +78,7 @@ def down(obj: Any, everything: bool, as_json: bool) -> None:
 @click.pass_obj
 def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
     """Start COMMAND as NODE's service and switch its adapter to it."""
-    _, result = _run(obj, "slot", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+    _, result = run_flow_command(obj, "slot", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
 
     def human(c: Any) -> None:
         for note in result["notes"]:
@@ -97,7 +98,7 @@ def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_js
 @click.pass_obj
 def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
     """Hot-swap NODE's service for COMMAND with zero downtime."""
-    _, result = _run(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+    _, result = run_flow_command(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}"))
 
@@ -109,7 +110,7 @@ def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_js
 def collapse(obj: Any, live: str, as_json: bool) -> None:
     """Serve every node from its mock except the --live ones."""
     names = [n.strip() for n in live.split(",") if n.strip()]
-    _, result = _run(obj, "collapse", {"live": names}, as_json)
+    _, result = run_flow_command(obj, "collapse", {"live": names}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Mocked {', '.join(result['mocked']) or 'nothing'}; live: {', '.join(result['live']) or 'none'}"))
 
@@ -120,7 +121,7 @@ def collapse(obj: Any, live: str, as_json: bool) -> None:
 @click.pass_obj
 def apply(obj: Any, dry_run: bool, as_json: bool) -> None:
     """Converge the running circuit on baton.yaml (boot, reboot, add/remove nodes, routing)."""
-    _, result = _run(obj, "apply", {"dry_run": dry_run}, as_json)
+    _, result = run_flow_command(obj, "apply", {"dry_run": dry_run}, as_json)
 
     def human(c: Any) -> None:
         if not result["plan"]:
