@@ -1,0 +1,47 @@
+"""``python -m baton_adapter.healthcheck``: the container HEALTHCHECK.
+
+Healthy when every node in ``$BATON_ADAPTER_CONFIG`` answers its management
+``/health`` (with the node's bearer token when it has one). The verdict about
+the *backend* is not the container's health: an adapter whose service is down
+is still a working adapter. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from .config import load_config
+
+
+def main() -> int:
+    path = os.environ.get("BATON_ADAPTER_CONFIG", "/etc/baton/adapter.json")
+    try:
+        config = load_config(path)
+    except Exception as exc:  # noqa: BLE001 - any config problem is an unhealthy container
+        print(f"unhealthy: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    for node in config.nodes:
+        host = node.management_host if node.management_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        request = urllib.request.Request(f"http://{host}:{node.management_port}/health")
+        try:
+            token = node.token()
+        except LookupError as exc:
+            print(f"unhealthy: node {node.name}: {exc}", file=sys.stderr)
+            return 1
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - the container's own port
+                json.loads(response.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            print(f"unhealthy: node {node.name}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
