@@ -27,6 +27,7 @@ FLOWS: dict[str, str] = {
     "swap": "flows.swap:swap",
     "collapse": "flows.collapse:collapse",
     "apply": "flows.apply:apply",
+    "image-adapter": "flows.images:image_adapter",
     "route-split": "flows.route:route_split",
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",

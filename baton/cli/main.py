@@ -14,6 +14,7 @@ import click
 
 from baton.cli.export_cmd import export
 from baton.cli.history_cmd import history
+from baton.cli.image_cmd import image
 from baton.cli.logs_cmd import logs
 from baton.cli.migrate_cmd import migrate_config
 from baton.cli.route_cmd import route
@@ -62,7 +63,7 @@ cli.add_command(status)
 cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
-for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export):
+for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image):
     cli.add_command(_command)
 
 

@@ -92,3 +92,15 @@ def test_sigterm_reaches_the_adapter_through_tini(mocked_node) -> None:
 def _health(container) -> str:
     container.reload()
     return container.attrs["State"].get("Health", {}).get("Status", "")
+
+
+def test_baton_image_adapter_is_a_flow_in_history(adapter_image, prefect_api, project_dir: Path) -> None:
+    from baton_cli import run_baton
+
+    result = run_baton("image", "adapter", "--offline", "--json", cwd=project_dir, timeout=600)
+    assert result.code == 0, result.stderr
+    built = result.json()
+    assert built["digest_tag"] == adapter_image.digest_tag and built["size_mb"] > 0
+    runs = run_baton("history", "--json", cwd=project_dir).json()["runs"]
+    assert runs[0]["name"] == "image-adapter-proj" and runs[0]["state"] == "Completed"
+    run_baton("down", "--all", cwd=project_dir)
