@@ -7,7 +7,7 @@ from typing import Any
 
 from tasks.context import step
 
-__all__ = ["build_adapter_image"]
+__all__ = ["build_adapter_image", "build_service_image", "push_image"]
 
 
 @step("build-adapter-image", retries=1, retry_delay_seconds=2)
@@ -25,3 +25,54 @@ async def build_adapter_image(offline: bool, base_image: str | None = None) -> d
     finally:
         client.close()
     return image.to_json()
+
+
+@step("build-service-image", retries=0)
+async def build_service_image(root: str, node: str, path: str, offline: bool,
+                              base_image: str | None = None) -> dict[str, Any]:
+    """Build one service's image from its directory and record it in .baton/images.json."""
+    from pathlib import Path
+
+    import docker
+
+    from baton.images.service import build_service_image as build
+    from baton.images.service import record_image, repository_for
+    from prefect import get_run_logger
+    from tasks.context import open_circuit
+
+    circuit = open_circuit(root)
+    logger = get_run_logger()
+    client = docker.from_env()
+    try:
+        image = await asyncio.to_thread(build, client, Path(path), name=node,
+                                        repository=repository_for(circuit.config.name, node), offline=offline,
+                                        base_image=base_image, progress=logger.info)
+    finally:
+        client.close()
+    record_image(circuit.state_dir, image)
+    return image.to_json()
+
+
+@step("push-image", retries=2, retry_delay_seconds=1)
+async def push_image(tag: str, registry: str, target_tag: str | None = None) -> dict[str, Any]:
+    """Tag ``tag`` into ``registry`` and push it; the engine's error is raised as one sentence."""
+    import docker
+
+    from baton.errors import BatonError
+
+    client = docker.from_env()
+    try:
+        image = client.images.get(tag)
+        repository = f"{registry.rstrip('/')}/{tag.split(':')[0]}"
+        version = target_tag or tag.split(":")[1]
+        image.tag(repository, version)
+        last: dict[str, Any] = {}
+        for line in await asyncio.to_thread(
+                lambda: list(client.images.push(repository, tag=version, stream=True, decode=True))):
+            last = line
+            if "error" in line:
+                raise BatonError(f"pushing {repository}:{version} failed: {line['error']}; is the registry running "
+                                 "and reachable (an http registry must be on loopback or listed as insecure)?")
+        return {"pushed": f"{repository}:{version}", "digest": (last.get("aux") or {}).get("Digest", "")}
+    finally:
+        client.close()

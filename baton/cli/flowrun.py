@@ -28,6 +28,8 @@ FLOWS: dict[str, str] = {
     "collapse": "flows.collapse:collapse",
     "apply": "flows.apply:apply",
     "image-adapter": "flows.images:image_adapter",
+    "image-build": "flows.images:image_build",
+    "image-push": "flows.images:image_push",
     "route-split": "flows.route:route_split",
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",
