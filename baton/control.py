@@ -48,13 +48,21 @@ class ControlClient:
     connect_attempts: int = 3
 
     @classmethod
-    def for_node(cls, config: Any, name: str, *, timeout_s: float = 5.0, connect_attempts: int = 3) -> ControlClient:
-        """The client of ``name``'s adapter as ``config`` (a CircuitConfig) declares it, token included."""
+    def for_node(cls, config: Any, name: str, *, timeout_s: float = 5.0, connect_attempts: int = 3,
+                 state_dir: Any = None) -> ControlClient:
+        """The client of ``name``'s adapter as ``config`` (a CircuitConfig) declares it, token included.
+
+        Without a configured token, a token the provider generated (``.baton/control_token``) is used.
+        """
         import os
+        from pathlib import Path
 
         node = config.node(name)
         control = config.security.control
         token = os.environ.get(control.token_env) if control.auth and control.token_env else None
+        if token is None and state_dir is not None:
+            generated = Path(state_dir) / "control_token"
+            token = generated.read_text().strip() if generated.is_file() else None
         host = "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host  # a wildcard bind answers on loopback
         return cls(name, host, node.management_port, token=token, timeout_s=timeout_s,
                    connect_attempts=connect_attempts)

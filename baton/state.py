@@ -25,6 +25,7 @@ __all__ = [
     "CollapseLevel",
     "ProcessInfo",
     "ServiceSlot",
+    "probe_address",
     "NodeState",
     "AdapterHost",
     "CircuitState",
@@ -59,11 +60,25 @@ class ServiceSlot(BaseModel):
     argv: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="The BATON_* variables it was started with.")
     is_mock: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="Where the adapter reaches the service.")
     port: int = 0
+    probe_host: str = Field(default="", description="Where the control plane reaches it, when that differs.")
+    probe_port: int = 0
     process: ProcessInfo | None = None
     container: str = ""
     started_at: str = ""
+
+    def same_as(self, other: ServiceSlot) -> bool:
+        """The same running instance: one container, or one process (pid and start time)."""
+        if self.container or other.container:
+            return self.container == other.container
+        return (self.process is not None and other.process is not None
+                and (self.process.pid, self.process.start_ticks) == (other.process.pid, other.process.start_ticks))
+
+
+def probe_address(slot: ServiceSlot) -> tuple[str, int]:
+    """Where the control plane can reach a service (its adapter-facing address unless told otherwise)."""
+    return (slot.probe_host or slot.host, slot.probe_port or slot.port)
 
 
 class NodeState(BaseModel):
@@ -83,7 +98,8 @@ class AdapterHost(BaseModel):
     nodes: list[str]
     config_file: str = ""
     process: ProcessInfo | None = None
-    container: str = ""
+    containers: list[str] = Field(default_factory=list)
+    network: str = ""
     started_at: str = ""
 
 
@@ -106,8 +122,7 @@ class CircuitState(BaseModel):
 
     def settle(self, slot: ServiceSlot) -> None:
         """A pending service is now recorded or stopped."""
-        pid = slot.process.pid if slot.process else None
-        self.pending = [p for p in self.pending if not (p.process and p.process.pid == pid)]
+        self.pending = [p for p in self.pending if not p.same_as(slot)]
 
     def owned(self) -> list[ServiceSlot]:
         """Every service the circuit knows it started (including ones a crashed flow left pending)."""

@@ -34,14 +34,15 @@ def dependency_env(config: CircuitConfig, node: str, *, host_of: Mapping[str, st
     return env
 
 
-def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int) -> dict[str, str]:
+def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
+                host_of: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a slotted service is started with (names as in the original Baton)."""
     return {
         "BATON_SERVICE_PORT": str(service_port),
         "BATON_NODE_NAME": node.name,
         "BATON_CONTROL_PORT": str(node.management_port),
         "PORT": str(service_port),
-        **dependency_env(config, node.name),
+        **dependency_env(config, node.name, host_of=host_of),
     }
 
 

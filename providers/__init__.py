@@ -34,4 +34,11 @@ def _local() -> Provider:
     return LocalProvider()
 
 
+def _docker() -> Provider:
+    from providers.docker import DockerProvider
+
+    return DockerProvider()
+
+
 register_provider("local", _local)
+register_provider("docker", _docker)

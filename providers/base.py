@@ -38,3 +38,6 @@ class Provider(Protocol):
 
     def free_port(self) -> int:
         """A port nothing listens on, for a new service version."""
+
+    def dependency_host(self, node: NodeConfig) -> str:
+        """The host a service uses in ``BATON_<NODE>_URL`` to reach ``node``'s adapter."""

@@ -83,3 +83,6 @@ class LocalProvider:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
+
+    def dependency_host(self, node: NodeConfig) -> str:
+        return "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host

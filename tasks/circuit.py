@@ -8,7 +8,7 @@ import asyncio
 from baton.state import CircuitState, ServiceSlot, now_iso
 from tasks.context import open_circuit, step
 
-__all__ = ["circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
+__all__ = ["choose_provider", "registered_services", "circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
 
 
 def circuit_nodes(root: str) -> list[str]:
@@ -92,3 +92,29 @@ def extra_versions(root: str, node: str) -> dict[str, dict]:
     """The extra versions (ab ``b``, canary ``canary``) running for ``node``, by target name."""
     node_state = open_circuit(root).state().adapters.get(node)
     return {name: slot.model_dump() for name, slot in (node_state.targets if node_state else {}).items()}
+
+
+@step("choose-provider")
+async def choose_provider(root: str, provider: str) -> str:
+    """Record where the circuit runs; refuses to switch providers under a running circuit."""
+    from baton.errors import UsageError
+    from providers import get_provider
+
+    get_provider(provider)  # unknown names fail here, with the list of known ones
+    circuit = open_circuit(root)
+    state = circuit.state()
+    if state.running and state.provider != provider:
+        raise UsageError(f"the circuit runs on the {state.provider} provider; `baton teardown` it before deploying "
+                         f"to {provider}.")
+    state.provider = provider
+    circuit.store.save(state)
+    return provider
+
+
+def registered_services(root: str) -> list[tuple[str, str]]:
+    """(node, directory) of every registered service manifest."""
+    from baton.services import load_service
+
+    circuit = open_circuit(root)
+    services = [load_service(circuit.project.resolve(d), label=d) for d in circuit.config.services]
+    return [(s.manifest.name, str(s.directory)) for s in services]

@@ -36,9 +36,9 @@ class Circuit:
         return self.store.load()
 
     def provider(self, state: CircuitState | None = None) -> Provider:
-        """The provider running the circuit; `up` boots on the local one (`baton deploy` picks others)."""
+        """The provider running (or last chosen for) the circuit; `baton deploy --provider` chooses."""
         state = state or self.state()
-        return get_provider(state.provider if state.running else "local")
+        return get_provider(state.provider or "local")
 
     def node(self, name: str) -> NodeConfig:
         node = self.config.node(name)
@@ -49,7 +49,7 @@ class Circuit:
 
     def client(self, name: str, *, timeout_s: float = 5.0) -> ControlClient:
         self.node(name)  # a clear error for an unknown node
-        return ControlClient.for_node(self.config, name, timeout_s=timeout_s)
+        return ControlClient.for_node(self.config, name, timeout_s=timeout_s, state_dir=self.state_dir)
 
 
 def open_circuit(root: str | Path) -> Circuit:

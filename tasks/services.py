@@ -12,7 +12,7 @@ import aiohttp
 
 from baton.commands import parse_command
 from baton.errors import BatonError, UsageError
-from baton.state import ServiceSlot, now_iso
+from baton.state import ServiceSlot, now_iso, probe_address
 from baton.wiring import service_env
 from tasks.context import open_circuit, step
 
@@ -47,8 +47,10 @@ async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     spec = circuit.node(node)
     if spec.role.value == "egress":
         raise UsageError(f"node {node!r} is egress: it is always served from its contract and cannot be slotted.")
-    port = circuit.provider().free_port()
-    env = service_env(circuit.config, spec, service_port=port)
+    provider = circuit.provider()
+    port = provider.free_port()
+    host_of = {n.name: provider.dependency_host(n) for n in circuit.config.nodes}
+    env = service_env(circuit.config, spec, service_port=port, host_of=host_of)
     argv = parse_command(command, {**os.environ, **env})
     notes = []
     rewritten = []
@@ -127,9 +129,10 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
     service = ServiceSlot.model_validate(slot)
     provider = circuit.provider()
     http = circuit.node(node).proxy_mode.value in ("http", "soap")
+    host, port = probe_address(service)
     started = time.monotonic()
     delay = 0.02
-    while not await _answers(service.host, service.port, health_path, http):
+    while not await _answers(host, port, health_path, http):
         if not provider.service_alive(service):
             tail = _log_tail(circuit.state_dir, node)
             raise ServiceNotReady(
@@ -162,7 +165,8 @@ async def validate_service_contract(root: str, node: str, slot: dict[str, Any], 
     from baton_adapter.mock import validate_service
 
     service = ServiceSlot.model_validate(slot)
-    report = await validate_service(f"http://{service.host}:{service.port}", str(circuit.project.resolve(spec.spec_path)))
+    host, port = probe_address(service)
+    report = await validate_service(f"http://{host}:{port}", str(circuit.project.resolve(spec.spec_path)))
     result = report.to_json()
     if not report.ok and not force:
         first = next((r for r in report.rows() if "mismatch" in " ".join(map(str, r))), None)

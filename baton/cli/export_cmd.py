@@ -24,7 +24,8 @@ def _running_routing(project: Any, config: Any) -> dict[str, dict[str, Any]]:
 
     async def read(node: Any) -> dict[str, Any] | None:
         try:
-            routing = await ControlClient.for_node(config, node.name, connect_attempts=1).routing()
+            routing = await ControlClient.for_node(config, node.name, connect_attempts=1,
+                                                    state_dir=project.state_dir).routing()
         except ControlError:
             return None
         if routing.get("strategy") == "single" and not routing.get("locked"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from baton.cli.deploy_cmd import deploy, deploy_status, teardown
 from baton.cli.export_cmd import export
 from baton.cli.history_cmd import history
 from baton.cli.image_cmd import image
@@ -63,7 +64,8 @@ cli.add_command(status)
 cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
-for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image):
+for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
+                 deploy_status):
     cli.add_command(_command)
 
 

@@ -46,7 +46,7 @@ def route_show(obj: Any, node: str, as_json: bool) -> None:
     spec = config.node(node)
     if spec is None:
         raise UsageError(f"no node named {node!r}; known nodes: {', '.join(n.name for n in config.nodes) or 'none'}.")
-    routing = asyncio.run(ControlClient.for_node(config, node, connect_attempts=1).routing())
+    routing = asyncio.run(ControlClient.for_node(config, node, connect_attempts=1, state_dir=project.state_dir).routing())
 
     def human(c: Any) -> None:
         lock = " (locked)" if routing.get("locked") else ""

@@ -12,48 +12,12 @@ __all__ = ["status", "status_payload"]
 
 
 def _runtime(project: Any, config: Any) -> dict[str, dict[str, Any]]:
-    """Per node: what serves it and what its adapter says of its health (empty when the circuit is down)."""
+    """Per node: what serves it and its health (see tasks.observe); empty when the circuit is down."""
     import asyncio
 
-    from baton.state import StateStore
+    from tasks.observe import observe_nodes
 
-    state = StateStore(project.state_dir).load()
-    if not state.running:
-        return {}
-    from baton.control import ControlClient, ControlError
-    from providers import get_provider
-
-    provider = get_provider(state.provider)
-    alive_hosts = {h.host_id for h in state.hosts.values() if provider.host_alive(h)}
-
-    async def probe(node: Any) -> dict[str, Any]:
-        node_state = state.adapters.get(node.name)
-        info: dict[str, Any] = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
-        if node_state is None or node_state.host_id not in alive_hosts:
-            info["detail"] = "adapter not running; run `baton up`"
-            return info
-        slot = node_state.service
-        if slot.is_mock:
-            info["state"] = "mock"
-        else:
-            info["state"] = "live"
-            info["service"] = {"command": slot.command, "port": slot.port, "alive": provider.service_alive(slot)}
-        try:
-            health = await ControlClient.for_node(config, node.name, timeout_s=2.0, connect_attempts=1).health()
-            info["health"] = health.get("verdict", "unknown")
-            info["detail"] = health.get("detail") or ""
-        except ControlError as exc:
-            info["health"] = "unreachable"
-            info["detail"] = exc.message
-        if info["service"] and not info["service"]["alive"]:
-            info["health"] = "unhealthy"
-            info["detail"] = "the slotted service exited; `baton slot` it again or `baton logs`"
-        return info
-
-    async def probe_all() -> list[dict[str, Any]]:
-        return await asyncio.gather(*(probe(n) for n in config.nodes))
-
-    return {n.name: info for n, info in zip(config.nodes, asyncio.run(probe_all()), strict=True)}
+    return asyncio.run(observe_nodes(project.state_dir, config))
 
 
 def status_payload(project: Any) -> dict[str, Any]:

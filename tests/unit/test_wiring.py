@@ -56,6 +56,12 @@ def test_pending_services_are_settled_by_pid() -> None:
     state.settle(other)
     assert state.pending == [slot]
     assert [s.port for s in state.owned()] == [2, 1]
+    boxed = ServiceSlot(is_mock=False, port=3, container="svc-a")
+    state.pending.append(boxed)
+    state.settle(ServiceSlot(is_mock=False, port=3, container="svc-b"))
+    assert boxed in state.pending  # another container is not this one
+    state.settle(ServiceSlot(is_mock=False, port=3, container="svc-a"))
+    assert boxed not in state.pending
 
 
 def test_log_severity() -> None:

@@ -1,0 +1,265 @@
+"""The Docker provider: a network per circuit, one adapter container per node
+(published on 127.0.0.1), services as containers reachable by name.
+
+Every container and network carries ``baton.project`` (a digest of the project
+path), ``baton.circuit`` and ``baton.node`` labels, so stopping removes exactly
+what this circuit created. Adapters bind 0.0.0.0 inside their containers, so
+they require a management token: the provider generates one per project
+(``.baton/control_token``) unless baton.yaml configures its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from baton.config import NodeConfig
+from baton.config.document import atomic_write_text
+from baton.errors import BatonError, UsageError
+from baton.state import AdapterHost, ServiceSlot, now_iso
+
+__all__ = ["DockerProvider", "ADAPTER_IMAGE", "TOKEN_ENV", "project_label"]
+
+ADAPTER_IMAGE = os.environ.get("BATON_ADAPTER_IMAGE", "baton-adapter:latest")
+TOKEN_ENV = "BATON_CONTROL_TOKEN"
+SERVICE_PORT = 8080  # what service images listen on inside their container (see dockerfiles/)
+CONTAINER_PROJECT = "/project"
+
+
+def project_label(root: Path) -> str:
+    return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-")
+
+
+class DockerProvider:
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import docker
+
+                self._client = docker.from_env()
+                self._client.ping()
+            except Exception as exc:  # noqa: BLE001 - every way of not reaching the engine reads the same
+                raise BatonError(f"no Docker engine answers ({exc}); start dockerd or use --provider local.") from exc
+        return self._client
+
+    # -- shared -------------------------------------------------------------------------------------------
+
+    def _labels(self, root: Path, circuit: str, node: str, role: str) -> dict[str, str]:
+        return {"baton.project": project_label(root), "baton.circuit": circuit, "baton.node": node, "baton.role": role}
+
+    def _network(self, root: Path, circuit: str) -> str:
+        import docker.errors
+
+        name = f"baton-{_slug(circuit)}-{project_label(root)}"
+        try:
+            self.client.networks.get(name)
+        except docker.errors.NotFound:
+            self.client.networks.create(name, driver="bridge",
+                                        labels={"baton.project": project_label(root), "baton.circuit": circuit})
+        return name
+
+    def _token(self, state_dir: Path) -> str:
+        path = Path(state_dir) / "control_token"
+        if not path.is_file():
+            atomic_write_text(path, secrets.token_urlsafe(32) + "\n")
+            os.chmod(path, 0o600)
+        return path.read_text().strip()
+
+    def _remove(self, name: str) -> bool:
+        import docker.errors
+
+        try:
+            container = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return False
+        try:
+            container.stop(timeout=10)
+        except docker.errors.APIError:
+            pass
+        container.remove(force=True)
+        return True
+
+    def _running(self, name: str) -> bool:
+        import docker.errors
+
+        try:
+            return self.client.containers.get(name).status == "running"
+        except docker.errors.NotFound:
+            return False
+
+    # -- adapters -----------------------------------------------------------------------------------------
+
+    def start_host(self, root: Path, state_dir: Path, host_id: str, adapter_config: Mapping[str, Any]) -> AdapterHost:
+        import docker.errors
+
+        try:
+            self.client.images.get(ADAPTER_IMAGE)
+        except docker.errors.ImageNotFound:
+            raise UsageError(f"the adapter image {ADAPTER_IMAGE} is not built here; run `baton image adapter` "
+                             "(or `baton image adapter --offline` on a machine that cannot pull).") from None
+        circuit = self._circuit(root)
+        network = self._network(root, circuit)
+        token = self._token(state_dir)
+        adapters = Path(state_dir) / "adapters"
+        adapters.mkdir(parents=True, exist_ok=True)
+        names = []
+        for entry in adapter_config["nodes"]:
+            node = dict(entry)
+            node["host"] = "0.0.0.0"
+            node.setdefault("token_env", TOKEN_ENV)
+            if node.get("contract"):
+                node["contract"] = self._in_container(root, node["contract"])
+            backend = node.get("backend") or {}
+            if backend.get("host") in ("127.0.0.1", "localhost"):
+                node["backend"] = {"mock": True}  # a host-local service cannot be reached from a container
+            config_file = adapters / f"{node['name']}.json"
+            atomic_write_text(config_file, json.dumps({"node": node, "shutdown_grace_s":
+                                                       adapter_config.get("shutdown_grace_s", 10)}, indent=2))
+            os.chmod(config_file, 0o644)
+            name = f"baton-{_slug(circuit)}-{node['name']}-adapter-{project_label(root)[:6]}"
+            self._remove(name)
+            env = {TOKEN_ENV: token}
+            if node["token_env"] != TOKEN_ENV and os.environ.get(node["token_env"]):
+                env[node["token_env"]] = os.environ[node["token_env"]]
+            container = self.client.containers.create(
+                ADAPTER_IMAGE,
+                name=name,
+                network=network,
+                labels=self._labels(root, circuit, node["name"], "adapter"),
+                environment=env,
+                volumes={str(config_file): {"bind": "/etc/baton/adapter.json", "mode": "ro"},
+                         str(Path(root).resolve()): {"bind": CONTAINER_PROJECT, "mode": "ro"}},
+                ports={f"{node['port']}/tcp": ("127.0.0.1", node["port"]),
+                       f"{node['management_port']}/tcp": ("127.0.0.1", node["management_port"])},
+            )
+            self._alias(network, container, node["name"])  # consumers reach the adapter by node name
+            container.start()
+            names.append(name)
+        return AdapterHost(host_id=host_id, nodes=[n["name"] for n in adapter_config["nodes"]],
+                           containers=names, network=network, started_at=now_iso())
+
+    def _circuit(self, root: Path) -> str:
+        from baton.project import Project
+
+        return Project.at(root).load().name
+
+    def _alias(self, network: str, container: Any, alias: str) -> None:
+        net = self.client.networks.get(network)
+        net.disconnect(container)
+        net.connect(container, aliases=[alias])
+
+    def _in_container(self, root: Path, path: str) -> str:
+        resolved = Path(path).resolve()
+        try:
+            return f"{CONTAINER_PROJECT}/{resolved.relative_to(Path(root).resolve())}"
+        except ValueError:
+            raise UsageError(f"contract {path} lies outside the project; the docker provider mounts only the "
+                             "project directory, so move the contract inside it.") from None
+
+    def stop_host(self, host: AdapterHost) -> bool:
+        removed = [self._remove(name) for name in host.containers]
+        self._prune_network(host.network)
+        return any(removed)
+
+    def _prune_network(self, network: str) -> None:
+        import docker.errors
+
+        if not network:
+            return
+        try:
+            net = self.client.networks.get(network)
+            net.reload()
+            if not net.attrs.get("Containers"):
+                net.remove()
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            pass  # still in use by the circuit's other containers: removed with the last of them
+
+    def host_alive(self, host: AdapterHost) -> bool:
+        return bool(host.containers) and all(self._running(name) for name in host.containers)
+
+    def host_log_tail(self, host: AdapterHost, lines: int = 5) -> str:
+        import docker.errors
+
+        tails = []
+        for name in host.containers:
+            try:
+                text = self.client.containers.get(name).logs(tail=lines).decode(errors="replace").strip()
+            except docker.errors.NotFound:
+                text = "container gone"
+            if text:
+                tails.append(f"{name}: {' | '.join(text.splitlines()[-lines:])}")
+        return " / ".join(tails)
+
+    # -- services -----------------------------------------------------------------------------------------
+
+    def start_service(self, root: Path, state_dir: Path, node: NodeConfig, argv: Sequence[str],
+                      env: Mapping[str, str], port: int) -> ServiceSlot:
+        """``argv[0]`` is an image (or the node's built image runs ``argv`` as its command)."""
+        import docker.errors
+
+        image, command = self._image_and_command(state_dir, node, argv)
+        circuit = self._circuit(root)
+        network = self._network(root, circuit)
+        name = f"baton-{_slug(circuit)}-{node.name}-svc-{port}"
+        environment = {**env, "BATON_SERVICE_PORT": str(SERVICE_PORT), "PORT": str(SERVICE_PORT)}
+        self._remove(name)
+        try:
+            self.client.containers.run(
+                image, command=command or None, name=name, detach=True, network=network, init=True,
+                labels=self._labels(root, circuit, node.name, "service"), environment=environment,
+                ports={f"{SERVICE_PORT}/tcp": ("127.0.0.1", port)},
+            )
+        except docker.errors.APIError as exc:
+            raise BatonError(f"the service container for {node.name} did not start ({exc.explanation}).") from exc
+        return ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(environment), is_mock=False,
+                           host=name, port=SERVICE_PORT, probe_host="127.0.0.1", probe_port=port,
+                           container=name, started_at=now_iso())
+
+    def _image_and_command(self, state_dir: Path, node: NodeConfig, argv: Sequence[str]) -> tuple[str, list[str]]:
+        import docker.errors
+
+        try:
+            self.client.images.get(argv[0])
+            return argv[0], list(argv[1:])
+        except (docker.errors.ImageNotFound, docker.errors.APIError):
+            pass
+        from baton.images.service import read_images
+
+        built = [i for i in read_images(state_dir) if i.get("node_name") == node.name]
+        if not built:
+            raise UsageError(f"{argv[0]!r} is not a local image and no image is built for {node.name}; "
+                             f"`baton image build --node {node.name} --path DIR` or slot an image name.")
+        return built[-1]["tag"], list(argv)
+
+    def stop_service(self, slot: ServiceSlot) -> bool:
+        return bool(slot.container) and self._remove(slot.container)
+
+    def service_alive(self, slot: ServiceSlot) -> bool:
+        return bool(slot.container) and self._running(slot.container)
+
+    def free_port(self) -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    def dependency_host(self, node: NodeConfig) -> str:
+        return node.name  # the adapter container's hostname on the circuit's network

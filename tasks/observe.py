@@ -1,0 +1,68 @@
+"""Observing a running circuit: what serves each node and what its adapter says of its health."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from baton.control import ControlClient, ControlError
+from baton.state import StateStore
+from tasks.context import step
+
+__all__ = ["observe_nodes", "observe_circuit"]
+
+STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
+
+
+async def observe_nodes(state_dir: Path, config: Any) -> dict[str, dict[str, Any]]:
+    """Per node: state (mock/live/stopped), health verdict and why; empty when the circuit is down."""
+    from providers import get_provider
+
+    state = StateStore(state_dir).load()
+    if not state.running:
+        return {}
+    provider = get_provider(state.provider)
+    alive_hosts = {h.host_id for h in state.hosts.values() if provider.host_alive(h)}
+
+    async def probe(node: Any) -> dict[str, Any]:
+        node_state = state.adapters.get(node.name)
+        info: dict[str, Any] = {**STOPPED, "provider": state.provider}
+        if node_state is None or node_state.host_id not in alive_hosts:
+            info["detail"] = "adapter not running; run `baton up`"
+            return info
+        slot = node_state.service
+        if slot.is_mock:
+            info["state"] = "mock"
+        else:
+            info["state"] = "live"
+            info["service"] = {"command": slot.command, "port": slot.probe_port or slot.port,
+                               "alive": provider.service_alive(slot)}
+        try:
+            health = await ControlClient.for_node(config, node.name, timeout_s=2.0, connect_attempts=1,
+                                                   state_dir=state_dir).health()
+            info["health"] = health.get("verdict", "unknown")
+            info["detail"] = health.get("detail") or ""
+        except ControlError as exc:
+            info["health"] = "unreachable"
+            info["detail"] = exc.message
+        if info["service"] and not info["service"]["alive"]:
+            info["health"] = "unhealthy"
+            info["detail"] = "the slotted service exited; `baton slot` it again or `baton logs`"
+        return info
+
+    results = await asyncio.gather(*(probe(n) for n in config.nodes))
+    return {n.name: info for n, info in zip(config.nodes, results, strict=True)}
+
+
+@step("observe-circuit")
+async def observe_circuit(root: str) -> dict[str, Any]:
+    """Snapshot of every node's state and health (for deploy-status runs)."""
+    from tasks.context import open_circuit
+
+    circuit = open_circuit(root)
+    nodes = await observe_nodes(circuit.state_dir, circuit.config)
+    state = circuit.state()
+    return {"provider": state.provider, "running": state.running,
+            "containers": sorted(c for h in state.hosts.values() for c in h.containers),
+            "nodes": {name: nodes.get(name, STOPPED) for name in (n.name for n in circuit.config.nodes)}}

@@ -1,0 +1,85 @@
+"""The Docker provider as a user meets it: `baton deploy --provider docker` of a circuit, requests
+through the ingress container, a service image slotted and swapped under load, teardown that
+leaves no container or network of the circuit behind."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from baton_cli import run_baton
+from load import Load
+
+pytestmark = pytest.mark.docker
+
+SERVICE = Path(__file__).resolve().parent / "services" / "pyservice"
+
+
+def ok(result):
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def docker_circuit(docker_client, adapter_image, prefect_api, tmp_path: Path):
+    project = tmp_path / "dock"
+    ok(run_baton("init", str(project)))
+    try:
+        ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
+        ok(run_baton("node", "add", "api", cwd=project))
+        ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
+        ok(run_baton("edge", "add", "gateway", "api", cwd=project))
+        ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+        ok(run_baton("deploy", "--provider", "docker", cwd=project, timeout=300))
+        yield project
+    finally:
+        run_baton("teardown", cwd=project, timeout=300)
+        run_baton("down", "--all", cwd=project, timeout=120)
+
+
+def nodes(project: Path) -> dict[str, dict]:
+    return {n["name"]: n for n in ok(run_baton("status", "--json", cwd=project)).json()["nodes"]}
+
+
+def test_deploy_slot_swap_and_teardown_on_docker(docker_client, docker_circuit: Path) -> None:
+    project = docker_circuit
+    status = nodes(project)
+    assert {n["state"] for n in status.values()} == {"mock"} and {n["health"] for n in status.values()} == {"healthy"}
+    gateway, api = status["gateway"]["port"], status["api"]["port"]
+    assert get_json(f"http://127.0.0.1:{gateway}/") == {"status": "mock", "node": "gateway"}
+    containers = docker_client.containers.list(filters={"label": "baton.circuit=dock"})
+    assert sorted(c.labels["baton.node"] for c in containers) == ["api", "gateway", "stripe"]
+    assert all(c.labels["baton.role"] == "adapter" for c in containers)
+
+    built = ok(run_baton("image", "build", "--node", "api", "--path", str(SERVICE), "--offline", "--json",
+                         cwd=project, timeout=600)).json()["images"][0]
+    ok(run_baton("slot", "api", built["tag"], cwd=project, timeout=120))
+    assert get_json(f"http://127.0.0.1:{api}/x")["version"] == "img-v1"
+    service = docker_client.containers.list(filters={"label": ["baton.circuit=dock", "baton.role=service"]})
+    env = dict(item.split("=", 1) for item in service[0].attrs["Config"]["Env"])
+    assert env["BATON_STRIPE_URL"] == f"http://stripe:{status['stripe']['port']}"  # container DNS, not loopback
+
+    with Load(f"http://127.0.0.1:{api}/") as load:
+        time.sleep(0.5)
+        ok(run_baton("swap", "api", built["tag"], cwd=project, timeout=120))
+        time.sleep(0.5)
+    assert load.total / load.elapsed >= 200, f"load too slow to prove anything: {load.total / load.elapsed:.0f} req/s"
+    assert dict(load.statuses) == {"200": load.total}, load.statuses
+
+    runs = [r["name"] for r in ok(run_baton("history", "--json", cwd=project)).json()["runs"]]
+    assert {"deploy-dock-docker", "image-build-api", "slot-api", "swap-api"} <= set(runs)
+    report = ok(run_baton("deploy-status", "--json", cwd=project)).json()
+    assert report["provider"] == "docker" and report["nodes"]["api"]["state"] == "live"
+
+    ok(run_baton("teardown", cwd=project, timeout=300))
+    assert docker_client.containers.list(all=True, filters={"label": "baton.circuit=dock"}) == []
+    assert docker_client.networks.list(filters={"label": "baton.circuit=dock"}) == []
