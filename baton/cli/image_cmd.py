@@ -56,7 +56,7 @@ def _service_dirs(project: Any, node: str | None, path: Path | None) -> list[tup
 @image.command("build")
 @click.option("--node", help="The node whose service to build (its registered manifest's directory).")
 @click.option("--path", "path", type=click.Path(file_okay=False, path_type=Path), help="The service's source directory.")
-@click.option("--offline", is_flag=True, help="Python services: build on the offline base with host-built wheels.")
+@click.option("--offline", is_flag=True, help="Build on a local Debian base (Python: with host-built wheels).")
 @click.option("--base-image", help="Override the template's base image.")
 @json_option
 @click.pass_obj

@@ -17,10 +17,14 @@ from typing import Any
 
 from baton.errors import BatonError
 
-__all__ = ["OFFLINE_BASE", "cache_dir", "ensure_offline_base", "build_wheels", "source_digest"]
+__all__ = ["OFFLINE_BASE", "OFFLINE_BASES", "cache_dir", "ensure_offline_base", "build_wheels", "source_digest"]
 
 OFFLINE_BASE = "baton/debian-python:bookworm"
-_PACKAGES = "python3,python3-venv,ca-certificates,tini"
+# runtime -> (image, Debian packages in its rootfs)
+OFFLINE_BASES = {
+    "python": (OFFLINE_BASE, "python3,python3-venv,ca-certificates,tini"),
+    "node": ("baton/debian-node:bookworm", "nodejs,ca-certificates,tini"),
+}
 Progress = Callable[[str], None]
 
 
@@ -34,13 +38,17 @@ def _tail(text: str, lines: int = 5) -> str:
     return " | ".join(text.strip().splitlines()[-lines:])
 
 
-def ensure_offline_base(client: Any, progress: Progress = lambda _: None) -> str:
-    """The local base image (Debian 12 + python3 + tini), built from a rootfs when missing."""
+def ensure_offline_base(client: Any, progress: Progress = lambda _: None, runtime: str = "python") -> str:
+    """The local base image for ``runtime`` (Debian 12 + the runtime + tini), built from a rootfs when missing."""
     import docker.errors
 
+    if runtime not in OFFLINE_BASES:
+        raise BatonError(f"there is no offline base for the {runtime} runtime (known: {', '.join(OFFLINE_BASES)}); "
+                         "build online or give the service its own Dockerfile.")
+    image, packages = OFFLINE_BASES[runtime]
     try:
-        client.images.get(OFFLINE_BASE)
-        return OFFLINE_BASE
+        client.images.get(image)
+        return image
     except docker.errors.ImageNotFound:
         pass
     if shutil.which("debootstrap") is None:
@@ -48,8 +56,8 @@ def ensure_offline_base(client: Any, progress: Progress = lambda _: None) -> str
                          "online with the default python:3.11-slim base.")
     with tempfile.TemporaryDirectory(prefix="baton-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        progress(f"debootstrap bookworm ({_PACKAGES}) - about 40 s, once")
-        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={_PACKAGES}", "bookworm", str(rootfs)],
+        progress(f"debootstrap bookworm ({packages}) - about 40 s, once")
+        proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={packages}", "bookworm", str(rootfs)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise BatonError(f"debootstrap failed ({_tail(proc.stdout + proc.stderr)}); it needs root and the Debian "
@@ -59,10 +67,10 @@ def ensure_offline_base(client: Any, progress: Progress = lambda _: None) -> str
         with tarfile.open(archive, "w") as tar:
             tar.add(rootfs, arcname=".")
         with open(archive, "rb") as data:
-            client.api.import_image(src=data, repository=OFFLINE_BASE.split(":")[0], tag=OFFLINE_BASE.split(":")[1],
+            client.api.import_image(src=data, repository=image.split(":")[0], tag=image.split(":")[1],
                                     changes=["ENV LANG=C.UTF-8"])
-    client.images.get(OFFLINE_BASE)
-    return OFFLINE_BASE
+    client.images.get(image)
+    return image
 
 
 _SKIP_PARTS = {"__pycache__", "build", "dist", "wheels"}

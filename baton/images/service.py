@@ -83,8 +83,8 @@ def build_service_image(client: Any, path: Path, *, name: str, repository: str, 
     path = Path(path).resolve()
     runtime = detect_runtime(path)
     progress(f"{name}: {runtime.kind} ({runtime.reason})")
-    if runtime.kind == "python" and offline:
-        base = base_image or ensure_offline_base(client, progress)
+    if offline and runtime.kind != "dockerfile":
+        base = base_image or ensure_offline_base(client, progress, runtime.kind)
     else:
         base = base_image or DEFAULT_BASES.get(runtime.kind, "")
     with tempfile.TemporaryDirectory(prefix="baton-service-ctx-") as tmp:

@@ -121,3 +121,28 @@ def test_nothing_to_build_is_a_usage_error(service_project: Path, tmp_path: Path
     empty.mkdir()
     result = run_baton("image", "build", "--node", "api", "--path", str(empty), cwd=service_project)
     assert result.code == 2 and "cannot tell how to start the service" in result.stderr
+
+
+def test_a_node_service_builds_and_answers(docker_client, service_project: Path) -> None:
+    source = Path(__file__).resolve().parent / "services" / "nodeservice"
+    built = run_baton("image", "build", "--node", "api", "--path", str(source), "--offline", "--json",
+                      cwd=service_project, timeout=900)
+    assert built.code == 0, built.stderr
+    image = built.json()["images"][0]
+    assert image["runtime"] == "node" and image["reason"] == "server.js"
+    container = docker_client.containers.run(image["tag"], detach=True, name=f"baton-test-{uuid.uuid4().hex[:8]}",
+                                             ports={"8080/tcp": ("127.0.0.1", None)}, labels={"baton.test": "svc"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            container.reload()
+            ports = container.attrs["NetworkSettings"]["Ports"].get("8080/tcp")
+            try:
+                answer = _get(f"http://127.0.0.1:{ports[0]['HostPort']}/n")
+                break
+            except (OSError, TypeError):
+                assert time.monotonic() < deadline, container.logs().decode()[-500:]
+                time.sleep(0.2)
+        assert answer["version"] == "node-v1" and answer["runtime"].startswith("v")
+    finally:
+        container.remove(force=True)
