@@ -83,3 +83,27 @@ def test_deploy_slot_swap_and_teardown_on_docker(docker_client, docker_circuit: 
     ok(run_baton("teardown", cwd=project, timeout=300))
     assert docker_client.containers.list(all=True, filters={"label": "baton.circuit=dock"}) == []
     assert docker_client.networks.list(filters={"label": "baton.circuit=dock"}) == []
+
+
+def test_deploy_build_builds_and_slots_registered_services(docker_client, adapter_image, prefect_api,
+                                                           tmp_path: Path) -> None:
+    import shutil
+
+    project = tmp_path / "built"
+    ok(run_baton("init", str(project)))
+    service = project / "services" / "api"
+    shutil.copytree(SERVICE, service)
+    (service / "baton-service.yaml").write_text("name: api\nversion: 1.0.0\n")
+    try:
+        ok(run_baton("service", "register", "services/api", cwd=project))
+        ok(run_baton("service", "derive", "--save", cwd=project))
+        result = ok(run_baton("deploy", "--provider", "docker", "--build", "--offline", "--json", cwd=project,
+                              timeout=900)).json()
+        assert [i["node_name"] for i in result["images"]] == ["api"]
+        assert [s["node"] for s in result["slotted"]] == ["api"]
+        port = nodes(project)["api"]["port"]
+        assert get_json(f"http://127.0.0.1:{port}/")["version"] == "img-v1"
+    finally:
+        run_baton("teardown", cwd=project, timeout=300)
+        run_baton("down", "--all", cwd=project, timeout=120)
+    assert docker_client.containers.list(all=True, filters={"label": "baton.circuit=built"}) == []
