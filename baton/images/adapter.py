@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import BatonError
+from baton.images.engine import build_image
 from baton.images.offline import build_wheels, ensure_offline_base, source_digest
 
 __all__ = ["ADAPTER_REPOSITORY", "AdapterImage", "adapter_source", "build_adapter_image"]
@@ -76,21 +77,8 @@ def build_adapter_image(client: Any, *, offline: bool, base_image: str | None = 
             progress(f"{digest_tag} is up to date")
         except docker.errors.ImageNotFound:
             progress(f"building {digest_tag} on {base}")
-            log: list[str] = []
-            try:
-                for chunk in client.api.build(path=str(context), tag=digest_tag, buildargs={"BASE_IMAGE": base},
-                                              rm=True, forcerm=True, decode=True, pull=False):
-                    if "stream" in chunk and chunk["stream"].strip():
-                        line = chunk["stream"].strip()
-                        log.append(line)
-                        if line.startswith("Step "):
-                            progress(line)
-                    if "error" in chunk:
-                        raise BatonError(f"the adapter image build failed: {chunk['error'].strip()} "
-                                         f"(last output: {' | '.join(log[-5:])}).")
-            except docker.errors.APIError as exc:
-                raise BatonError(f"the Docker engine refused the build ({exc.explanation}).") from exc
-            image = client.images.get(digest_tag)
+            image = build_image(client, context, digest_tag, what="the adapter image",
+                                build_args={"BASE_IMAGE": base}, progress=progress)
         image.tag(ADAPTER_REPOSITORY, tag.split(":")[1])
         image.tag(ADAPTER_REPOSITORY, "latest")
     return AdapterImage(tag, digest_tag, image.id, round(image.attrs["Size"] / 1e6, 1),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import BatonError
+from baton.images.engine import build_image
 from baton.images.offline import cache_dir, ensure_offline_base, source_digest
 from baton.images.runtime import Runtime, detect_runtime
 
@@ -77,8 +78,6 @@ def _offline_wheels(source: Path, runtime: Runtime, target: Path, progress: Prog
 def build_service_image(client: Any, path: Path, *, name: str, repository: str, offline: bool,
                         base_image: str | None = None, progress: Progress = lambda _: None) -> ServiceImage:
     """Build the image of the service in ``path``; a failed build raises with the build log's tail."""
-    import docker.errors
-
     started = time.monotonic()
     path = Path(path).resolve()
     runtime = detect_runtime(path)
@@ -97,22 +96,8 @@ def build_service_image(client: Any, path: Path, *, name: str, repository: str, 
                 _offline_wheels(path, runtime, context / ".baton-wheels", progress)
         digest = hashlib.sha256(f"{source_digest(context)}:{base}".encode()).hexdigest()[:12]
         tag = f"{repository}:{digest}"
-        log: list[str] = []
-        try:
-            build_args = {"BASE_IMAGE": base} if base else {}
-            for chunk in client.api.build(path=str(context), tag=tag, buildargs=build_args, rm=True, forcerm=True,
-                                          decode=True, pull=False):
-                line = (chunk.get("stream") or "").strip()
-                if line:
-                    log.append(line)
-                    if line.startswith("Step "):
-                        progress(line)
-                if "error" in chunk:
-                    raise BatonError(f"the image build of {name} failed: {chunk['error'].strip()} "
-                                     f"(last output: {' | '.join(log[-6:]) or 'none'}).")
-        except docker.errors.APIError as exc:
-            raise BatonError(f"the Docker engine refused the build of {name} ({exc.explanation}).") from exc
-        image = client.images.get(tag)
+        image = build_image(client, context, tag, what=name, build_args={"BASE_IMAGE": base} if base else {},
+                            progress=progress)
         image.tag(repository, "latest")
     from baton.state import now_iso
 
