@@ -1,0 +1,169 @@
+"""Canary analysis as a pure decision: ``decide(policy, observation, now) -> Decision``.
+
+One step per evaluation, explicit phases, pure weight arithmetic, and a reason
+for every decision that reads like Flagger's ("Halt advancement: canary error
+rate 9.0% > 5%"). "No data yet" is kept apart from "failing"; connection
+failures count as errors (the adapter counts every attempt); the canary is also
+compared with the stable version it would replace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+__all__ = ["Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight"]
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    PROGRESSING = "Progressing"
+    PROMOTING = "Promoting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    PAUSED = "Paused"
+
+
+TERMINAL = (Phase.SUCCEEDED, Phase.FAILED)
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    steps: tuple[int, ...] = (10, 25, 50, 100)
+    error_threshold_pct: float = 5.0
+    latency_threshold_ms: float = 500.0
+    min_requests: int = 20
+    interval_s: float = 30.0
+    stable_error_margin_pct: float = 2.0  # canary error rate may exceed stable's by this many points
+    stable_latency_margin_pct: float = 50.0  # canary p99 may exceed stable's by this share
+    failed_checks_before_rollback: int = 1
+    max_duration_s: float = 3600.0
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.steps or any(not 0 < s <= 100 for s in self.steps) or list(self.steps) != sorted(set(self.steps)):
+            raise ValueError(f"steps must rise strictly within 1-100, found {list(self.steps)}")
+        if self.steps[-1] != 100:
+            object.__setattr__(self, "steps", (*self.steps, 100))
+        if self.failed_checks_before_rollback < 1 or self.min_requests < 1 or self.interval_s <= 0:
+            raise ValueError("failed_checks_before_rollback, min_requests and interval_s must be positive")
+
+
+@dataclass(frozen=True)
+class TargetStats:
+    """What one target served during the evaluation window (errors include refused connections)."""
+
+    requests: int = 0
+    errors: int = 0
+    p99_ms: float | None = None
+
+    @property
+    def error_rate_pct(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    phase: Phase
+    weight: int  # the canary's current share
+    canary: TargetStats = field(default_factory=TargetStats)
+    stable: TargetStats = field(default_factory=TargetStats)
+    started_at: float = 0.0
+    last_step_at: float = 0.0
+    failed_checks: int = 0
+    gate_open: bool | None = None  # None: no pre-promotion gate configured
+
+
+@dataclass(frozen=True)
+class Decision:
+    phase: Phase
+    weight: int
+    reason: str
+    failed_checks: int = 0
+    evaluated: bool = False  # the window's figures were judged (the caller starts a new window)
+
+    @property
+    def done(self) -> bool:
+        return self.phase in TERMINAL
+
+
+def next_weight(policy: CanaryPolicy, weight: int) -> int:
+    """The first step above ``weight`` (steps are targets, never increments)."""
+    return next((s for s in policy.steps if s > weight), 100)
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _problems(policy: CanaryPolicy, canary: TargetStats, stable: TargetStats) -> list[str]:
+    problems = []
+    rate = canary.error_rate_pct
+    if rate > policy.error_threshold_pct:
+        problems.append(f"canary error rate {rate:.1f}% > {policy.error_threshold_pct:g}%")
+    if canary.p99_ms is not None and canary.p99_ms > policy.latency_threshold_ms:
+        problems.append(f"canary p99 latency {_fmt_ms(canary.p99_ms)} > {policy.latency_threshold_ms:g} ms")
+    if stable.requests >= policy.min_requests:  # relative checks only where the absolute ones passed
+        if not problems and rate > stable.error_rate_pct + policy.stable_error_margin_pct:
+            problems.append(f"canary error rate {rate:.1f}% exceeds stable's {stable.error_rate_pct:.1f}% "
+                            f"by more than {policy.stable_error_margin_pct:g} points")
+        slow = canary.p99_ms is not None and canary.p99_ms > policy.latency_threshold_ms
+        if not slow and canary.p99_ms is not None and stable.p99_ms is not None and stable.p99_ms > 0 and \
+                canary.p99_ms > stable.p99_ms * (1 + policy.stable_latency_margin_pct / 100):
+            problems.append(f"canary p99 {_fmt_ms(canary.p99_ms)} exceeds stable's {_fmt_ms(stable.p99_ms)} "
+                            f"by more than {policy.stable_latency_margin_pct:g}%")
+    return problems
+
+
+def decide(policy: CanaryPolicy, observation: Observation, now: float) -> Decision:
+    """One step of the canary: advance, hold, promote, or roll back, with the reason."""
+    obs = observation
+    if obs.phase in TERMINAL:
+        return Decision(obs.phase, obs.weight, f"Canary already {obs.phase.value.lower()}", obs.failed_checks)
+    if policy.paused or obs.phase is Phase.PAUSED:
+        return Decision(Phase.PAUSED, obs.weight, f"Paused at {obs.weight}%: no analysis until resumed",
+                        obs.failed_checks)
+    if obs.phase is Phase.INITIALIZING:
+        first = policy.steps[0]
+        return Decision(Phase.PROGRESSING, first, f"Starting canary at {first}%")
+    if obs.phase is Phase.PROMOTING:
+        return Decision(Phase.SUCCEEDED, 100, "Promotion complete: the canary is the only backend")
+    if now - obs.started_at > policy.max_duration_s:
+        return Decision(Phase.FAILED, 0, f"Rollback: canary still at {obs.weight}% after the maximum duration of "
+                                         f"{policy.max_duration_s:g} s", obs.failed_checks)
+    if now - obs.last_step_at < policy.interval_s:
+        wait = policy.interval_s - (now - obs.last_step_at)
+        return Decision(Phase.PROGRESSING, obs.weight, f"Waiting {wait:.0f} s for the next evaluation",
+                        obs.failed_checks)
+    canary = obs.canary
+    if canary.requests < policy.min_requests:
+        return Decision(Phase.PROGRESSING, obs.weight, f"No data yet: the canary served {canary.requests} of the "
+                                                       f"{policy.min_requests} requests an evaluation needs",
+                        obs.failed_checks)
+    problems = _problems(policy, canary, obs.stable)
+    if problems:
+        failed = obs.failed_checks + 1
+        if failed >= policy.failed_checks_before_rollback:
+            return Decision(Phase.FAILED, 0, f"Rollback: {'; '.join(problems)}", failed, evaluated=True)
+        return Decision(Phase.PROGRESSING, obs.weight, f"Halt advancement: {'; '.join(problems)} (failed check "
+                                                       f"{failed} of {policy.failed_checks_before_rollback})",
+                        failed, evaluated=True)
+    if obs.gate_open is False:
+        return Decision(Phase.PROGRESSING, obs.weight, "Halt advancement: the confirm-promotion gate did not "
+                                                       "answer 2xx", obs.failed_checks, evaluated=True)
+    target = next_weight(policy, obs.weight)
+    figures = (f"error rate {canary.error_rate_pct:.1f}% <= {policy.error_threshold_pct:g}%, "
+               f"p99 {_fmt_ms(canary.p99_ms)} <= {policy.latency_threshold_ms:g} ms, {canary.requests} requests")
+    if target >= 100:
+        return Decision(Phase.PROMOTING, 100, f"Promoting: {figures}", 0, evaluated=True)
+    return Decision(Phase.PROGRESSING, target, f"Advance canary weight {obs.weight}% -> {target}%: {figures}", 0,
+                    evaluated=True)
+
+
+def after(decision: Decision, observation: Observation, now: float) -> Observation:
+    """The observation state carried into the next evaluation (new window when this one was judged)."""
+    moved = decision.weight != observation.weight or decision.evaluated
+    return replace(observation, phase=decision.phase, weight=decision.weight, failed_checks=decision.failed_checks,
+                   last_step_at=now if moved else observation.last_step_at,
+                   canary=TargetStats() if moved else observation.canary,
+                   stable=TargetStats() if moved else observation.stable)
