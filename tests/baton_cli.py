@@ -48,3 +48,19 @@ def processes_under(path: Path) -> list[str]:
         if cwd.startswith(needle) or needle in cmdline:
             found.append(f"{entry.name}: {cmdline.strip()}")
     return found
+
+
+def run_details(name: str, cwd: Path, ready, timeout: float = 20.0) -> dict:
+    """``baton history show NAME --json`` once ``ready(details)`` holds: Prefect records task runs and
+    logs asynchronously (events and batched log shipping), so a run's steps appear shortly after it ends."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run_baton("history", "show", name, "--json", cwd=cwd)
+        details = result.json() if result.code == 0 else {}
+        if details and ready(details):
+            return details
+        if time.monotonic() > deadline:
+            raise AssertionError(f"history of {name} never became complete: {result.stdout[:2000]} {result.stderr}")
+        time.sleep(0.5)

@@ -34,6 +34,7 @@ FLOWS: dict[str, str] = {
     "image-build": "flows.images:image_build",
     "image-push": "flows.images:image_push",
     "route-split": "flows.route:route_split",
+    "route-canary": "flows.canary:route_canary",
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",
     "route-clear": "flows.route:route_clear",

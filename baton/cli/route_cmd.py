@@ -86,16 +86,54 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json
 @route.command("canary")
 @click.argument("node")
 @click.argument("command")
-@click.option("--pct", type=click.IntRange(1, 99), default=10, show_default=True, help="Traffic share of the canary.")
+@click.option("--pct", type=click.IntRange(1, 99), default=None, help="Canary share (default: the first step, 10).")
+@click.option("--promote", is_flag=True, help="Evaluate every interval and promote or roll back automatically.")
+@click.option("--steps", default="10,25,50,100", show_default=True, help="Weight steps (targets, in %).")
+@click.option("--error-threshold", type=float, default=5.0, show_default=True, help="Max canary error rate, %.")
+@click.option("--latency-threshold", type=float, default=500.0, show_default=True, help="Max canary p99, ms.")
+@click.option("--eval-interval", type=float, default=30.0, show_default=True, help="Seconds between evaluations.")
+@click.option("--min-requests", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--failed-checks", type=click.IntRange(1), default=1, show_default=True,
+              help="Failed evaluations before rollback.")
+@click.option("--max-duration", type=float, default=3600.0, show_default=True, help="Seconds before giving up.")
+@click.option("--gate", "gate_url", help="URL that must answer 2xx before each step (confirm-promotion).")
 @click.option("--force", is_flag=True, help="Start even if the canary fails contract validation.")
 @json_option
 @click.pass_obj
-def route_canary(obj: Any, node: str, command: str, pct: int, force: bool, as_json: bool) -> None:
-    """Start COMMAND as the canary of NODE with PCT % of traffic."""
-    _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
-                                          "weight": pct, "force": force}, as_json)
-    emit(as_json, result, lambda c: c.print(
-        f"[bold]{node}[/]: stable {100 - pct}% / canary {pct}% (canary = {command} on port {result['port']})"))
+def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bool, steps: str,
+                 error_threshold: float, latency_threshold: float, eval_interval: float, min_requests: int,
+                 failed_checks: int, max_duration: float, gate_url: str | None, force: bool, as_json: bool) -> None:
+    """Start COMMAND as the canary of NODE; with --promote, analyse it until promoted or rolled back."""
+    from baton.errors import UsageError
+
+    try:
+        weights = [int(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--steps expects comma-separated percentages like 10,25,50,100, found {steps!r}.") from None
+    if pct is not None:
+        weights = [pct, *[w for w in weights if w > pct]]
+    if not promote:
+        _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
+                                                          "weight": weights[0], "force": force}, as_json)
+        emit(as_json, result, lambda c: c.print(
+            f"[bold]{node}[/]: stable {100 - weights[0]}% / canary {weights[0]}% (canary = {command} on port "
+            f"{result['port']}); add --promote to analyse and promote automatically"))
+        return
+    _, result = run_flow_command(obj, "route-canary", {
+        "node": node, "command": command, "steps": weights, "error_threshold_pct": error_threshold,
+        "latency_threshold_ms": latency_threshold, "interval_s": eval_interval, "min_requests": min_requests,
+        "failed_checks": failed_checks, "max_duration_s": max_duration, "gate_url": gate_url, "force": force,
+    }, as_json)
+
+    def human(c: Any) -> None:
+        for reason in result["decisions"]:
+            c.print(f"  {reason}")
+        verdict = "[green]promoted[/]" if result["outcome"] == "Succeeded" else "[red]rolled back[/]"
+        c.print(f"[bold]{node}[/]: canary {verdict}; {result['reason']}")
+
+    emit(as_json, result, human)
+    if result["outcome"] != "Succeeded":
+        raise click.exceptions.Exit(1)
 
 
 @route.command("set")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import processes_under, run_baton
+from baton_cli import processes_under, run_baton, run_details
 from load import Load
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,8 @@ def test_quickstart_sequence(circuit: Path) -> None:
     swap_run = next(r for r in runs if r["name"] == "swap-api")
     assert swap_run["state"] == "Completed" and swap_run["parameters"]["command"].endswith("v3")
     assert swap_run["action"] == "swap" and swap_run["node"] == "api" and swap_run["actor"]
-    shown = ok(run_baton("history", "show", "swap-api", "--json", cwd=circuit)).json()
+    shown = run_details("swap-api", circuit, lambda d: d["artifacts"] and any(
+        s["name"].startswith("drain-backend") for s in d["steps"]))
     steps = [s["name"].rsplit("-", 1)[0] for s in shown["steps"]]
     assert steps[:3] == ["node-snapshot", "plan-service", "start-service"] and "drain-backend" in steps
     artifact = shown["artifacts"][0]["data"]

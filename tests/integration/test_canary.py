@@ -1,0 +1,93 @@
+"""Canary auto-promotion end to end: real services, a steady load, decisions recorded in history."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from baton_cli import run_baton, run_details
+from load import Load
+
+pytestmark = pytest.mark.integration
+
+SERVICE = f"{sys.executable} {Path(__file__).resolve().parent / 'services' / 'versioned.py'}"
+FAST = ["--eval-interval", "1", "--min-requests", "10", "--steps", "20,50,100"]
+
+
+def ok(result):
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+@pytest.fixture
+def canary_circuit(tmp_path: Path):
+    project = tmp_path / "can"
+    ok(run_baton("init", str(project)))
+    try:
+        ok(run_baton("node", "add", "api", cwd=project))
+        ok(run_baton("up", "--mock", cwd=project, timeout=180))
+        ok(run_baton("slot", "api", f"{SERVICE} stable", cwd=project))
+        port = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]["port"]
+        yield project, f"http://127.0.0.1:{port}/"
+    finally:
+        run_baton("down", "--all", cwd=project, timeout=120)
+
+
+def canary(project: Path, url: str, command: str, *extra: str):
+    with Load(url, workers=4) as load:
+        time.sleep(0.3)
+        result = run_baton("route", "canary", "api", command, "--promote", *FAST, *extra, "--json", cwd=project,
+                           timeout=180)
+        time.sleep(0.3)
+    return result, load
+
+
+def test_a_healthy_canary_promotes_and_the_old_version_stops(canary_circuit) -> None:
+    project, url = canary_circuit
+    result, load = canary(project, url, f"{SERVICE} canary")
+    report = ok(result).json()
+    assert report["outcome"] == "Succeeded", report
+    assert any("Advance canary weight 20% -> 50%" in d for d in report["decisions"])
+    assert any(d.startswith("Promoting") for d in report["decisions"])
+    assert dict(load.statuses) == {"200": load.total}
+    status = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert status["state"] == "live" and status["service"]["port"] == report["serving"]
+    routing = ok(run_baton("route", "show", "api", "--json", cwd=project)).json()
+    assert routing["strategy"] == "single" and routing["targets"][0]["port"] == report["serving"]
+    shown = run_details("route-canary-promote-api", project, lambda d: any("Promoting" in l["message"] for l in d["logs"]))
+    evaluations = [s for s in shown["steps"] if s["name"].startswith("evaluate-canary")]
+    assert len(evaluations) >= 3
+
+
+@pytest.mark.parametrize(("mode", "reason", "extra"), [
+    ("fail", "canary error rate 100.0% > 5%", ()),
+    ("slow", "canary p99 latency", ("--min-requests", "2", "--eval-interval", "2")),  # 0.6 s answers: fewer of them
+])
+def test_a_bad_canary_rolls_back_within_one_interval(canary_circuit, mode: str, reason: str, extra) -> None:
+    project, url = canary_circuit
+    result, load = canary(project, url, f"{SERVICE} canary {mode}", *extra)
+    assert result.code == 1, result.stderr
+    report = result.json()
+    assert report["outcome"] == "Failed" and reason in report["reason"]
+    assert len(report["decisions"]) == 1  # the first evaluation already rolled back
+    errors = load.total - load.statuses["200"]
+    assert errors <= 0.35 * load.total, load.statuses  # failures stay within the canary's 20% share
+    assert ok(run_baton("route", "show", "api", "--json", cwd=project)).json()["strategy"] == "single"
+    from urllib.request import urlopen
+    import json
+
+    with urlopen(url, timeout=5) as response:
+        assert json.loads(response.read())["version"] == "stable"
+
+
+def test_a_canary_that_refuses_connections_rolls_back(canary_circuit) -> None:
+    project, url = canary_circuit
+    # ready, then gone after 4 s: evaluations 3 s apart cannot promote it before it refuses connections
+    result, load = canary(project, url, f"{SERVICE} canary die", "--eval-interval", "3")
+    assert result.code == 1, result.stderr
+    report = result.json()
+    assert report["outcome"] == "Failed" and "canary error rate" in report["reason"]
+    assert load.total - load.statuses["200"] <= 0.35 * load.total, load.statuses
