@@ -35,7 +35,8 @@ class CanaryPolicy:
     min_requests: int = 20
     interval_s: float = 30.0
     stable_error_margin_pct: float = 2.0  # canary error rate may exceed stable's by this many points
-    stable_latency_margin_pct: float = 50.0  # canary p99 may exceed stable's by this share
+    stable_latency_margin_pct: float = 50.0  # canary p99 may exceed stable's by this share...
+    stable_latency_floor_ms: float = 50.0  # ...and always by this much (1 ms vs 5 ms is noise, not a regression)
     failed_checks_before_rollback: int = 1
     max_duration_s: float = 3600.0
     paused: bool = False
@@ -108,8 +109,9 @@ def _problems(policy: CanaryPolicy, canary: TargetStats, stable: TargetStats) ->
             problems.append(f"canary error rate {rate:.1f}% exceeds stable's {stable.error_rate_pct:.1f}% "
                             f"by more than {policy.stable_error_margin_pct:g} points")
         slow = canary.p99_ms is not None and canary.p99_ms > policy.latency_threshold_ms
-        if not slow and canary.p99_ms is not None and stable.p99_ms is not None and stable.p99_ms > 0 and \
-                canary.p99_ms > stable.p99_ms * (1 + policy.stable_latency_margin_pct / 100):
+        if not slow and canary.p99_ms is not None and stable.p99_ms is not None and \
+                canary.p99_ms > stable.p99_ms * (1 + policy.stable_latency_margin_pct / 100) and \
+                canary.p99_ms - stable.p99_ms > policy.stable_latency_floor_ms:
             problems.append(f"canary p99 {_fmt_ms(canary.p99_ms)} exceeds stable's {_fmt_ms(stable.p99_ms)} "
                             f"by more than {policy.stable_latency_margin_pct:g}%")
     return problems

@@ -39,7 +39,6 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
     wake = state["last_step_at"] + policy.interval_s
     while True:
         await asyncio.sleep(max(0.0, wake - time.time()))
-        wake = time.time() + policy.interval_s  # every evaluation, judged or not, is one interval apart
         counters = await read_counters(root, node)
         gate = await check_gate(gate_url) if gate_url else None
         observation = {**state, "canary": vars(window(baseline["canary"], counters["canary"])),
@@ -48,6 +47,8 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
         decisions.append(decision["reason"])
         if decision["evaluated"] or decision["weight"] != state["weight"]:
             baseline, state["last_step_at"] = counters, time.time()
+        wake = time.time() + policy.interval_s  # judged or not, evaluations are one interval apart
+        state["last_step_at"] = min(state["last_step_at"], wake - policy.interval_s)
         state.update(phase=decision["phase"], failed_checks=decision["failed_checks"])
         if decision["phase"] == Phase.PROGRESSING.value and decision["weight"] != state["weight"]:
             await set_canary_weight(root, node, stable, canary, decision["weight"])

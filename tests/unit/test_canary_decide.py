@@ -40,6 +40,8 @@ CASES = [
      Phase.FAILED, 0, "exceeds stable's 1.0% by more than 2 points"),
     ("slower than stable by more than the margin", P, obs(canary=(100, 0, 400.0), stable=(900, 0, 100.0)),
      Phase.FAILED, 0, "exceeds stable's 100 ms by more than 50%"),
+    ("a few milliseconds slower than stable is noise", P, obs(canary=(100, 0, 5.0), stable=(900, 0, 1.0)),
+     Phase.PROGRESSING, 25, "Advance"),
     ("stable without data is not compared", P, obs(canary=(100, 4, 400.0), stable=(5, 0, 1.0)), Phase.PROGRESSING,
      25, "Advance"),
     ("a failed check holds before the rollback", CanaryPolicy(failed_checks_before_rollback=2),
