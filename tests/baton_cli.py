@@ -64,3 +64,16 @@ def run_details(name: str, cwd: Path, ready, timeout: float = 20.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"history of {name} never became complete: {result.stdout[:2000]} {result.stderr}")
         time.sleep(0.5)
+
+
+def ok(result: Result) -> Result:
+    """The result of a command that must succeed (its output in the failure message otherwise)."""
+    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def get_json(url: str, timeout: float = 5) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())

@@ -4,14 +4,12 @@ leaves no container or network of the circuit behind."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from baton_cli import run_baton
+from baton_cli import get_json, ok, run_baton
 from load import Load
 
 pytestmark = pytest.mark.docker
@@ -19,14 +17,8 @@ pytestmark = pytest.mark.docker
 SERVICE = Path(__file__).resolve().parent / "services" / "pyservice"
 
 
-def ok(result):
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture

@@ -32,6 +32,23 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
+def answer_of(docker_client, tag: str, path: str) -> tuple[dict, object]:
+    """Run ``tag`` published on loopback and return its first JSON answer to ``path`` (and the container)."""
+    container = docker_client.containers.run(tag, detach=True, name=f"baton-test-{uuid.uuid4().hex[:8]}",
+                                             ports={"8080/tcp": ("127.0.0.1", None)}, labels={"baton.test": "svc"})
+    deadline = time.monotonic() + 30
+    while True:
+        container.reload()
+        ports = container.attrs["NetworkSettings"]["Ports"].get("8080/tcp")
+        try:
+            return _get(f"http://127.0.0.1:{ports[0]['HostPort']}{path}"), container
+        except (OSError, TypeError):
+            if time.monotonic() > deadline:
+                container.remove(force=True)
+                raise AssertionError(container.logs().decode()[-500:]) from None
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def registry(tmp_path: Path):
     binary = shutil.which("docker-registry")
@@ -77,19 +94,8 @@ def test_build_run_list_and_push_a_python_service(docker_client, adapter_image, 
     image = built.json()["images"][0]
     assert image["runtime"] == "python" and image["reason"] == "app.py" and image["tag"].startswith("baton-proj-api:")
 
-    container = docker_client.containers.run(image["tag"], detach=True, name=f"baton-test-{uuid.uuid4().hex[:8]}",
-                                             ports={"8080/tcp": ("127.0.0.1", None)}, labels={"baton.test": "svc"})
+    answer, container = answer_of(docker_client, image["tag"], "/x")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            container.reload()
-            ports = container.attrs["NetworkSettings"]["Ports"].get("8080/tcp")
-            try:
-                answer = _get(f"http://127.0.0.1:{ports[0]['HostPort']}/x")
-                break
-            except (OSError, TypeError):
-                assert time.monotonic() < deadline, container.logs().decode()[-500:]
-                time.sleep(0.2)
         assert answer["version"] == "img-v1" and answer["six"]
         assert container.exec_run("id -u").output.decode().strip() == "10001"
     finally:
@@ -130,19 +136,8 @@ def test_a_node_service_builds_and_answers(docker_client, service_project: Path)
     assert built.code == 0, built.stderr
     image = built.json()["images"][0]
     assert image["runtime"] == "node" and image["reason"] == "server.js"
-    container = docker_client.containers.run(image["tag"], detach=True, name=f"baton-test-{uuid.uuid4().hex[:8]}",
-                                             ports={"8080/tcp": ("127.0.0.1", None)}, labels={"baton.test": "svc"})
+    answer, container = answer_of(docker_client, image["tag"], "/n")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            container.reload()
-            ports = container.attrs["NetworkSettings"]["Ports"].get("8080/tcp")
-            try:
-                answer = _get(f"http://127.0.0.1:{ports[0]['HostPort']}/n")
-                break
-            except (OSError, TypeError):
-                assert time.monotonic() < deadline, container.logs().decode()[-500:]
-                time.sleep(0.2)
         assert answer["version"] == "node-v1" and answer["runtime"].startswith("v")
     finally:
         container.remove(force=True)

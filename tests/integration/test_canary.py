@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import run_baton, run_details
+from baton_cli import ok, run_baton, run_details
 from load import Load
 
 pytestmark = pytest.mark.integration
@@ -17,9 +17,6 @@ SERVICE = f"{sys.executable} {Path(__file__).resolve().parent / 'services' / 've
 FAST = ["--eval-interval", "1", "--min-requests", "10", "--steps", "20,50,100"]
 
 
-def ok(result):
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
 @pytest.fixture

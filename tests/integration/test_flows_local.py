@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from baton_cli import processes_under, run_baton, run_details
+from baton_cli import get_json, ok, processes_under, run_baton, run_details
 from load import Load
 
 pytestmark = pytest.mark.integration
@@ -23,14 +22,8 @@ SERVICES = Path(__file__).resolve().parent / "services"
 SERVICE = f"{sys.executable} {SERVICES / 'versioned.py'}"
 
 
-def ok(result):
-    assert result.code == 0, f"exit {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
 
 
 @pytest.fixture
