@@ -15,7 +15,7 @@ from typing import Any
 
 from baton.errors import BatonError, UsageError
 
-__all__ = ["RunSummary", "HistoryClient"]
+__all__ = ["RunSummary", "HistoryClient", "mark_abandoned_runs"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,17 @@ class HistoryClient:
             "artifacts": [{"key": a.get("key"), "description": a.get("description"), "data": a.get("data")}
                           for a in artifacts],
         }
+
+
+def mark_abandoned_runs(client: HistoryClient, *, project_tag: str) -> list[str]:
+    """Record as Crashed the runs of one project still 'Running' while no flow of it runs (the caller
+    holds the project lock): their process died. Returns their names."""
+    found = client._call("POST", "/flow_runs/filter", {
+        "flow_runs": {"tags": {"all_": ["baton", project_tag]}, "state": {"type": {"any_": ["RUNNING"]}}},
+        "limit": 200}) or []
+    for run in found:
+        client._call("POST", f"/flow_runs/{run['id']}/set_state", {
+            "state": {"type": "CRASHED", "name": "Crashed",
+                      "message": "the process running this flow stopped before it finished"},
+            "force": True})
+    return [run.get("name", run["id"]) for run in found]

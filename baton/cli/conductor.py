@@ -31,10 +31,30 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     """Run the conductor until SIGTERM/SIGINT or POST /shutdown."""
     from aiohttp import web
 
-    from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, interactive_settings, run_in_loop
+    from baton.cli.flowrun import (
+        ProgressRouter,
+        apply_prefect_environment,
+        interactive_settings,
+        project_tag,
+        run_in_loop,
+    )
 
-    apply_prefect_environment(project)
+    api_url = apply_prefect_environment(project)
     import prefect  # noqa: F401 - warm the import once, here, not per run
+
+    from baton.history import HistoryClient, mark_abandoned_runs
+
+    def mark_abandoned() -> None:
+        # Under the project lock no flow of this project is running: any run still 'Running' was cut short.
+        with project.lock(timeout=10):
+            crashed = mark_abandoned_runs(HistoryClient(api_url), project_tag=project_tag(project))
+        if crashed:
+            log.warning("marked runs cut short by a dead process as Crashed: %s", ", ".join(crashed))
+
+    try:
+        await asyncio.to_thread(mark_abandoned)
+    except BatonError as exc:
+        log.warning("could not check for abandoned runs: %s", exc)
 
     token = secrets.token_urlsafe(32)
     code = code_stamp()

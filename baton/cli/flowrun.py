@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["FLOWS", "actor", "interactive_settings", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
+__all__ = ["FLOWS", "actor", "interactive_settings", "project_tag", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
            "ProgressRouter", "stderr_progress"]
 
 # action -> "module:function"
@@ -115,8 +115,15 @@ def _flow(action: str) -> Any:
     return getattr(importlib.import_module(module_name), function)
 
 
-def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str) -> list[str]:
-    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}"]
+def project_tag(project: Any) -> str:
+    """Tags runs with the project's path digest, so projects sharing one Prefect server stay apart."""
+    import hashlib
+
+    return "project:" + hashlib.sha256(str(project.root).encode()).hexdigest()[:12]
+
+
+def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str, project: Any) -> list[str]:
+    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}", project_tag(project)]
     if params.get("node"):
         labels.append(f"node:{params['node']}")
     return labels
@@ -131,7 +138,7 @@ async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who:
     await asyncio.to_thread(lock.__enter__)
     try:
         circuit = project.load().name
-        with tags(*_labels(action, params, who, circuit)):
+        with tags(*_labels(action, params, who, circuit, project)):
             if inspect.iscoroutinefunction(getattr(flow, "fn", flow)):
                 return await flow(root=str(project.root), **params)
             return await asyncio.to_thread(flow, root=str(project.root), **params)

@@ -197,3 +197,5 @@ def test_a_conductor_killed_mid_slot_leaves_nothing_behind(circuit: Path) -> Non
     assert processes_under(circuit) == []
     ok(run_baton("up", "--mock", cwd=circuit, timeout=180))  # and the circuit boots again
     assert {n["health"] for n in ports(circuit).values()} == {"healthy"}
+    runs = ok(run_baton("history", "--action", "slot", "--json", cwd=circuit)).json()["runs"]
+    assert runs[0]["state"] == "Crashed"  # the new conductor recorded what the killed one left running
