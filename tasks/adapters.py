@@ -9,9 +9,10 @@ from typing import Any
 import aiohttp
 
 from baton.errors import BatonError
-from baton.state import now_iso
+from baton.state import CircuitState, now_iso
 from baton.wiring import adapter_config, adapter_node
-from tasks.context import Circuit, open_circuit, retry_transient, step
+from providers import Provider
+from tasks.context import open_circuit, retry_transient, step
 
 __all__ = [
     "start_adapter_host",
@@ -30,12 +31,12 @@ __all__ = [
 ]
 
 
-def _backend_of(circuit: Circuit, name: str) -> dict[str, Any] | None:
+def _backend_of(state: CircuitState, provider: Provider, name: str) -> dict[str, Any] | None:
     """The backend a node should have after a (re)start: its live service, else its mock."""
-    node_state = circuit.state().adapters.get(name)
+    node_state = state.adapters.get(name)
     if node_state and not node_state.service.is_mock and node_state.service.port:
         slot = node_state.service
-        if circuit.provider().service_alive(slot):
+        if provider.service_alive(slot):
             return {"host": slot.host, "port": slot.port}
     return None
 
@@ -58,8 +59,9 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     circuit = open_circuit(root)
     state = circuit.state()
     provider = circuit.provider(state)
+    backends = {n: _backend_of(state, provider, n) for n in nodes}  # one state read, one provider, per host
     entries = [
-        adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=_backend_of(circuit, n),
+        adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=backends[n],
                      routing=(state.adapters.get(n).routing if state.adapters.get(n) else None))
         for n in nodes
     ]
@@ -72,7 +74,7 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     for name in nodes:
         node_state = state.node(name)
         node_state.host_id = host_id
-        if _backend_of(circuit, name) is None:
+        if backends[name] is None:
             node_state.service.is_mock = True
         node_state.updated_at = now_iso()
     circuit.store.save(state)

@@ -4,7 +4,7 @@ record it and retries rebuild everything from disk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
 
@@ -23,6 +23,7 @@ class Circuit:
     project: Project
     config: CircuitConfig
     store: StateStore
+    _providers: dict[str, Provider] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> Path:
@@ -38,7 +39,10 @@ class Circuit:
     def provider(self, state: CircuitState | None = None) -> Provider:
         """The provider running (or last chosen for) the circuit; `baton deploy --provider` chooses."""
         state = state or self.state()
-        return get_provider(state.provider or "local")
+        name = state.provider or "local"
+        if name not in self._providers:  # a docker provider opens (and pings) an engine client: once per task
+            self._providers[name] = get_provider(name)
+        return self._providers[name]
 
     def node(self, name: str) -> NodeConfig:
         node = self.config.node(name)

@@ -77,3 +77,12 @@ def get_json(url: str, timeout: float = 5) -> dict:
 
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def wire_quickstart(project: Path) -> None:
+    """The README's quickstart topology: gateway (ingress) -> api -> stripe (egress)."""
+    ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
+    ok(run_baton("node", "add", "api", cwd=project))
+    ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
+    ok(run_baton("edge", "add", "gateway", "api", cwd=project))
+    ok(run_baton("edge", "add", "api", "stripe", cwd=project))

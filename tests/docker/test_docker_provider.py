@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import get_json, ok, run_baton
+from baton_cli import get_json, ok, run_baton, wire_quickstart
 from load import Load
 
 pytestmark = pytest.mark.docker
@@ -17,20 +17,12 @@ pytestmark = pytest.mark.docker
 SERVICE = Path(__file__).resolve().parent / "services" / "pyservice"
 
 
-
-
-
-
 @pytest.fixture
 def docker_circuit(docker_client, adapter_image, prefect_api, tmp_path: Path):
     project = tmp_path / "dock"
     ok(run_baton("init", str(project)))
     try:
-        ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
-        ok(run_baton("node", "add", "api", cwd=project))
-        ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
-        ok(run_baton("edge", "add", "gateway", "api", cwd=project))
-        ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+        wire_quickstart(project)
         ok(run_baton("deploy", "--provider", "docker", cwd=project, timeout=300))
         yield project
     finally:

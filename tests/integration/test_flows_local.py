@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import get_json, ok, processes_under, run_baton, run_details
+from baton_cli import get_json, ok, processes_under, run_baton, run_details, wire_quickstart
 from load import Load
 
 pytestmark = pytest.mark.integration
@@ -22,21 +22,13 @@ SERVICES = Path(__file__).resolve().parent / "services"
 SERVICE = f"{sys.executable} {SERVICES / 'versioned.py'}"
 
 
-
-
-
-
 @pytest.fixture
 def circuit(tmp_path: Path):
     """The quickstart circuit, booted mocked by one subprocess; torn down (everything) afterwards."""
     project = tmp_path / "shop"
     ok(run_baton("init", str(project)))
     try:
-        ok(run_baton("node", "add", "gateway", "--role", "ingress", cwd=project))
-        ok(run_baton("node", "add", "api", cwd=project))
-        ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
-        ok(run_baton("edge", "add", "gateway", "api", cwd=project))
-        ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+        wire_quickstart(project)
         ok(run_baton("up", "--mock", cwd=project, timeout=180))
         yield project
     finally:  # even when booting failed: nothing of this test may outlive it
