@@ -9,10 +9,13 @@ compared with the stable version it would replace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
-__all__ = ["Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight"]
+from baton.state import CanaryRecord
+
+__all__ = ["TERMINAL", "Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight", "policy_of",
+           "policy_fields", "new_record", "window", "due", "next_due_at", "observe", "advanced", "aborted"]
 
 
 class Phase(StrEnum):
@@ -169,3 +172,79 @@ def after(decision: Decision, observation: Observation, now: float) -> Observati
                    last_step_at=now if moved else observation.last_step_at,
                    canary=TargetStats() if moved else observation.canary,
                    stable=TargetStats() if moved else observation.stable)
+
+
+# --- a persisted canary (baton.state.CanaryRecord) advanced one evaluation at a time -------------------------
+
+DECISIONS_KEPT = 50
+
+
+def policy_of(record: CanaryRecord) -> CanaryPolicy:
+    return CanaryPolicy(**{**record.policy, "steps": tuple(record.policy["steps"])})
+
+
+def policy_fields(policy: CanaryPolicy) -> dict[str, object]:
+    """A policy as plain JSON fields (persisted in the record, passed to tasks)."""
+    return {**asdict(policy), "steps": list(policy.steps)}
+
+
+def new_record(policy: CanaryPolicy, command: str, counters: dict[str, dict[str, object]], now: float, *,
+               gate_url: str | None = None, keep_warm_s: float = 0.0, actor: str = "") -> CanaryRecord:
+    """A canary that has just started at the policy's first step; its first window begins now."""
+    return CanaryRecord(command=command, policy=policy_fields(policy), gate_url=gate_url, keep_warm_s=keep_warm_s,
+                        phase=Phase.PROGRESSING.value, weight=policy.steps[0], started_at=now, last_step_at=now,
+                        baseline=counters, actor=actor,
+                        decisions=[{"at": now, "phase": Phase.PROGRESSING.value, "weight": policy.steps[0],
+                                    "reason": f"Starting canary at {policy.steps[0]}%"}])
+
+
+def window(before: dict[str, object] | None, now: dict[str, object]) -> TargetStats:
+    """What a target served between two readings of its cumulative counters (a restarted adapter starts from 0)."""
+    before = before or {}
+    base_requests, base_errors = int(before.get("requests") or 0), int(before.get("errors") or 0)
+    requests, errors = int(now.get("requests") or 0), int(now.get("errors") or 0)
+    if requests < base_requests or errors < base_errors:  # counters were reset: the whole reading is the window
+        base_requests = base_errors = 0
+    p99 = now.get("p99_ms")
+    return TargetStats(requests=requests - base_requests, errors=errors - base_errors,
+                       p99_ms=float(p99) if p99 is not None else None)
+
+
+def due(record: CanaryRecord, now: float) -> bool:
+    """An evaluation is due: the canary is in flight and one interval has passed since its window began."""
+    if record.concluded:
+        return False
+    if Phase(record.phase) in TERMINAL:  # decided but not yet concluded: conclude at once
+        return True
+    return now - record.last_step_at >= float(record.policy["interval_s"])
+
+
+def next_due_at(record: CanaryRecord) -> float:
+    return record.last_step_at + float(record.policy["interval_s"])
+
+
+def observe(record: CanaryRecord, counters: dict[str, dict[str, object]], gate_open: bool | None) -> Observation:
+    return Observation(phase=Phase(record.phase), weight=record.weight,
+                       canary=window(record.baseline.get("canary"), counters["canary"]),
+                       stable=window(record.baseline.get("stable"), counters["stable"]),
+                       started_at=record.started_at, last_step_at=record.last_step_at,
+                       failed_checks=record.failed_checks, gate_open=gate_open)
+
+
+def advanced(record: CanaryRecord, decision: Decision, counters: dict[str, dict[str, object]],
+             now: float) -> CanaryRecord:
+    """The record after one decision: a new window begins when the figures were judged or the weight moved."""
+    moved = decision.evaluated or decision.weight != record.weight or decision.phase.value != record.phase
+    entry = {"at": now, "phase": decision.phase.value, "weight": decision.weight, "reason": decision.reason}
+    return record.model_copy(update={
+        "phase": decision.phase.value, "weight": decision.weight, "failed_checks": decision.failed_checks,
+        "last_step_at": now if moved else record.last_step_at, "baseline": counters if moved else record.baseline,
+        "decisions": [*record.decisions, entry][-DECISIONS_KEPT:],
+    })
+
+
+def aborted(record: CanaryRecord, reason: str, now: float) -> CanaryRecord:
+    """A canary stopped by hand (``baton route revert``): it rolls back."""
+    entry = {"at": now, "phase": Phase.FAILED.value, "weight": 0, "reason": reason}
+    return record.model_copy(update={"phase": Phase.FAILED.value, "weight": 0,
+                                     "decisions": [*record.decisions, entry][-DECISIONS_KEPT:]})

@@ -110,6 +110,9 @@ class ConductorClient:
             elif "error" in line:
                 failed = line
         conn.close()
+        if failed is None and result is None:
+            raise BatonError(f"the conductor stopped before the {action} run finished; `baton history` shows how "
+                             "far it got.")
         if failed is not None:
             error_cls = UsageError if failed.get("exit_code") == 2 else BatonError
             raise error_cls(failed["error"])

@@ -15,7 +15,9 @@ from typing import Any
 
 from baton.errors import BatonError, UsageError
 
-__all__ = ["RunSummary", "HistoryClient", "mark_abandoned_runs"]
+__all__ = ["RunSummary", "HistoryClient", "mark_abandoned_runs", "process_tag", "IDLE_SUFFIX"]
+
+IDLE_SUFFIX = "-idle"  # scheduled runs that found nothing to do: hidden unless asked for
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,31 @@ class HistoryClient:
                              "check PREFECT_API_URL or run any baton command to start the project's server.") from exc
 
     def runs(self, *, circuit: str, node: str | None = None, action: str | None = None,
-             since: datetime | None = None, limit: int = 50) -> list[RunSummary]:
+             since: datetime | None = None, limit: int = 50, idle: bool = False) -> list[RunSummary]:
+        """Runs that started, newest first: future scheduled runs are left out, and so are idle scheduled
+        ticks (``*-idle``) unless ``idle``."""
         tags = ["baton", f"circuit:{circuit}"]
         if node:
             tags.append(f"node:{node}")
         if action:
             tags.append(f"action:{action}")
-        flow_runs: dict[str, Any] = {"tags": {"all_": tags}}
+        flow_runs: dict[str, Any] = {"tags": {"all_": tags}, "state": {"type": {"not_any_": ["SCHEDULED"]}}}
         if since:
             flow_runs["expected_start_time"] = {"after_": since.isoformat()}
-        found = self._call("POST", "/flow_runs/filter",
-                           {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC", "limit": limit}) or []
-        return [RunSummary.from_api(r) for r in found]
+        kept: list[RunSummary] = []
+        page, offset = 200, 0
+        while len(kept) < limit:
+            found = self._call("POST", "/flow_runs/filter", {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC",
+                                                             "limit": page, "offset": offset}) or []
+            kept += [RunSummary.from_api(r) for r in found if idle or not str(r.get("name", "")).endswith(IDLE_SUFFIX)]
+            if len(found) < page:
+                break
+            offset += page
+        return kept[:limit]
+
+    def schedule_deployment(self, deployment_id: str) -> None:
+        """Ask the server to plan a deployment's next scheduled runs now (its scheduler does so once a minute)."""
+        self._call("POST", f"/deployments/{deployment_id}/schedule", {})
 
     def resolve(self, ref: str, *, circuit: str) -> dict[str, Any]:
         """A run by id, id prefix, or name (the newest run of that name)."""
@@ -119,12 +134,34 @@ class HistoryClient:
         }
 
 
+def process_tag(pid: int, start_ticks: int) -> str:
+    """Tags a run with the process running it (pid and kernel start time, so a reused pid is not mistaken)."""
+    return f"proc:{pid}.{start_ticks}"
+
+
+def _process_gone(tags: list[str]) -> bool | None:
+    """Whether the process a run's ``proc:`` tag names has exited (None: the run carries no such tag)."""
+    from baton.processes import process_start_ticks
+
+    for tag in tags:
+        if tag.startswith("proc:"):
+            try:
+                pid, ticks = (int(part) for part in tag.removeprefix("proc:").split("."))
+            except ValueError:
+                return None
+            return process_start_ticks(pid) != ticks
+    return None
+
+
 def mark_abandoned_runs(client: HistoryClient, *, project_tag: str) -> list[str]:
-    """Record as Crashed the runs of one project still 'Running' while no flow of it runs (the caller
-    holds the project lock): their process died. Returns their names."""
+    """Record as Crashed the runs of one project still 'Running' whose process has died. A run started by
+    baton names its process in a ``proc:`` tag; an older run without one counts as dead when the caller
+    holds the project lock. Runs of deployments are left to Prefect's own heartbeats. Returns their names."""
     found = client._call("POST", "/flow_runs/filter", {
         "flow_runs": {"tags": {"all_": ["baton", project_tag]}, "state": {"type": {"any_": ["RUNNING"]}}},
         "limit": 200}) or []
+    found = [run for run in found if not run.get("deployment_id")
+             and _process_gone(run.get("tags") or []) is not False]
     for run in found:
         client._call("POST", f"/flow_runs/{run['id']}/set_state", {
             "state": {"type": "CRASHED", "name": "Crashed",

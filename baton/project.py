@@ -127,6 +127,13 @@ class Project:
 
     # -- writing -------------------------------------------------------------
 
+    @property
+    def run_tag(self) -> str:
+        """Tags this project's flow runs with its path digest, so projects sharing one Prefect server stay apart."""
+        import hashlib
+
+        return "project:" + hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
     @contextlib.contextmanager
     def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the project lock: one editing command at a time per project."""

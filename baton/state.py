@@ -26,6 +26,7 @@ __all__ = [
     "ProcessInfo",
     "ServiceSlot",
     "probe_address",
+    "CanaryRecord",
     "NodeState",
     "AdapterHost",
     "CircuitState",
@@ -81,12 +82,39 @@ def probe_address(slot: ServiceSlot) -> tuple[str, int]:
     return (slot.probe_host or slot.host, slot.probe_port or slot.port)
 
 
+class CanaryRecord(BaseModel):
+    """A canary under analysis, persisted so whichever process comes next (the foreground flow,
+    the scheduled tick, a restarted conductor) can advance it by exactly one evaluation."""
+
+    command: str
+    policy: dict[str, Any] = Field(description="The CanaryPolicy fields (steps, thresholds, interval...).")
+    gate_url: str | None = None
+    keep_warm_s: float = Field(default=0.0, description="Keep the replaced version running this long after the end.")
+    phase: str = "Progressing"
+    weight: int = 0
+    started_at: float = 0.0
+    last_step_at: float = 0.0
+    failed_checks: int = 0
+    baseline: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Cumulative per-target counters when the current window began.")
+    decisions: list[dict[str, Any]] = Field(default_factory=list, description="The latest decisions, newest last.")
+    concluded: bool = Field(default=False, description="Routing and services were put in their final shape.")
+    actor: str = ""
+
+    @property
+    def in_flight(self) -> bool:
+        return not self.concluded
+
+
 class NodeState(BaseModel):
     node_name: str
     host_id: str = Field(default="", description="Which adapter host serves this node.")
     service: ServiceSlot = Field(default_factory=ServiceSlot)
     targets: dict[str, ServiceSlot] = Field(default_factory=dict, description="Extra versions for ab/canary.")
     routing: dict[str, Any] | None = None
+    canary: CanaryRecord | None = None
+    warm: ServiceSlot | None = Field(default=None, description="The replaced version, kept running for a revert.")
+    warm_until: float = 0.0
     last_health_verdict: str = "unknown"
     updated_at: str = ""
 
@@ -128,6 +156,7 @@ class CircuitState(BaseModel):
         """Every service the circuit knows it started (including ones a crashed flow left pending)."""
         slots = [s.service for s in self.adapters.values() if not s.service.is_mock]
         slots += [t for s in self.adapters.values() for t in s.targets.values()]
+        slots += [s.warm for s in self.adapters.values() if s.warm is not None]
         return slots + list(self.pending)
 
     def node(self, name: str) -> NodeState:

@@ -10,7 +10,31 @@ from prefect.artifacts import acreate_markdown_artifact
 
 from tasks.context import step
 
-__all__ = ["record_change"]
+__all__ = ["record_change", "label_run"]
+
+
+async def label_run(root: str, action: str, nodes: list[str]) -> None:
+    """Give a run started by a schedule (whose deployment knows no project) the tags ``baton history`` filters
+    on: the circuit, the project, the action and every node it touches."""
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    from tasks.context import open_circuit
+
+    run_id = flow_run.id
+    if not run_id:
+        return
+    circuit = open_circuit(root)
+    wanted = ["baton", f"action:{action}", f"circuit:{circuit.config.name}", circuit.project.run_tag,
+              *(f"node:{n}" for n in nodes)]
+    tags = list(flow_run.tags or [])
+    missing = [t for t in wanted if t not in tags]
+    if not missing:
+        return
+    if not any(t.startswith("actor:") for t in tags):
+        missing.append("actor:schedule")
+    async with get_client() as client:
+        await client.update_flow_run(run_id, tags=[*tags, *missing])
 
 
 def _key(action: str, node: str) -> str:

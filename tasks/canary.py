@@ -1,17 +1,22 @@
-"""Canary tasks: observe the window's figures (I/O), evaluate (pure ``decide``), apply weights (idempotent)."""
+"""Canary tasks: observe the window's figures (I/O), evaluate (pure ``decide``), apply weights (idempotent),
+persist the record, and conclude (promotion or rollback, keeping the replaced version warm if asked)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import Any
 
 import aiohttp
 
 from baton.canary import CanaryPolicy, Observation, Phase, TargetStats, decide
+from baton.state import CanaryRecord, ServiceSlot, now_iso
 from tasks.context import open_circuit, retry_transient, step
 
-__all__ = ["read_counters", "check_gate", "evaluate_canary", "set_canary_weight"]
+__all__ = ["read_counters", "check_gate", "evaluate_canary", "set_canary_weight", "canary_record", "save_canary",
+           "conclude_canary", "stop_expired_warm", "in_flight_canaries", "serving_ports",
+           "revert_to_warm"]
 
 
 def _totals(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -43,12 +48,6 @@ async def check_gate(url: str) -> bool:
         return False
 
 
-def window(before: dict[str, Any], now: dict[str, Any]) -> TargetStats:
-    """What a target served between two readings of its counters."""
-    return TargetStats(requests=max(0, now["requests"] - before["requests"]),
-                       errors=max(0, now["errors"] - before["errors"]), p99_ms=now["p99_ms"])
-
-
 @step("evaluate-canary")
 async def evaluate_canary(policy: dict[str, Any], observation: dict[str, Any], now: float) -> dict[str, Any]:
     """One analysis step; the decision's reason and figures are logged to the run."""
@@ -62,12 +61,115 @@ async def evaluate_canary(policy: dict[str, Any], observation: dict[str, Any], n
 
 
 @step("set-canary-weight", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
-async def set_canary_weight(root: str, node: str, stable: dict[str, Any], canary: dict[str, Any],
-                            weight: int) -> dict[str, Any]:
+async def set_canary_weight(root: str, node: str, weight: int) -> dict[str, Any]:
     """Set the split to ``weight`` % canary (a target state, never an increment)."""
+    state = open_circuit(root).state().node(node)
+    stable, canary = state.service, state.targets["canary"]
     routing = {"strategy": "canary", "targets": [
-        {"name": "stable", "host": stable["host"], "port": stable["port"], "weight": 100 - weight},
-        {"name": "canary", "host": canary["host"], "port": canary["port"], "weight": weight}]}
+        {"name": "stable", "host": stable.host, "port": stable.port, "weight": 100 - weight},
+        {"name": "canary", "host": canary.host, "port": canary.port, "weight": weight}]}
     await open_circuit(root).client(node).set_routing(routing)
-    await asyncio.sleep(0)
     return routing
+
+
+def canary_record(root: str, node: str) -> CanaryRecord | None:
+    return open_circuit(root).state().node(node).canary
+
+
+def serving_ports(root: str, node: str) -> tuple[int, int | None]:
+    """The port now serving ``node`` and the one kept warm for a revert, if any."""
+    node_state = open_circuit(root).state().node(node)
+    return node_state.service.port, node_state.warm.port if node_state.warm else None
+
+
+def in_flight_canaries(root: str) -> dict[str, CanaryRecord]:
+    return {name: n.canary for name, n in open_circuit(root).state().adapters.items()
+            if n.canary is not None and n.canary.in_flight}
+
+
+@step("save-canary")
+async def save_canary(root: str, node: str, record: CanaryRecord) -> None:
+    """Persist the canary's record (the caller holds the project lock)."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    node_state = state.node(node)
+    node_state.canary = record
+    node_state.updated_at = now_iso()
+    circuit.store.save(state)
+
+
+@step("conclude-canary", retries=2, retry_delay_seconds=0.5, retry_condition_fn=retry_transient)
+async def conclude_canary(root: str, node: str) -> dict[str, Any]:
+    """Put a decided canary in its final shape (idempotent): the winner is the only backend, the loser is stopped
+    or, after a promotion with keep-warm, kept running until ``warm_until`` for ``baton route revert``."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    node_state = state.node(node)
+    record = node_state.canary
+    if record is None or record.concluded:
+        return {"node": node, "concluded": False}
+    promoted = record.phase == Phase.SUCCEEDED.value
+    stable, canary = node_state.service, node_state.targets.get("canary")
+    if canary is None:  # concluded by an earlier attempt that failed before saving
+        winner, loser = stable, None
+    else:
+        winner, loser = (canary, stable) if promoted else (stable, canary)
+    await circuit.client(node).set_routing({"strategy": "single", "targets": [
+        {"name": "primary", "host": winner.host, "port": winner.port, "weight": 100}]})
+    provider = circuit.provider(state)
+    keep = promoted and record.keep_warm_s > 0 and loser is not None
+    if node_state.warm is not None and (keep or not promoted):
+        await asyncio.to_thread(provider.stop_service, node_state.warm)  # one warm version at a time
+        node_state.warm, node_state.warm_until = None, 0.0
+    if loser is not None and not keep:
+        await asyncio.to_thread(provider.stop_service, loser)
+    if keep:
+        node_state.warm, node_state.warm_until = loser, time.time() + record.keep_warm_s
+    node_state.service = ServiceSlot.model_validate(winner.model_dump())
+    node_state.targets, node_state.routing = {}, None
+    node_state.canary = record.model_copy(update={"concluded": True})
+    node_state.updated_at = now_iso()
+    circuit.store.save(state)
+    return {"node": node, "concluded": True, "outcome": record.phase, "serving": winner.port,
+            "warm": loser.port if keep else None}
+
+
+@step("revert-to-warm-version", retries=2, retry_delay_seconds=0.5, retry_condition_fn=retry_transient)
+async def revert_to_warm(root: str, node: str) -> dict[str, Any]:
+    """Send all traffic back to the version a promotion kept warm; stop the promoted one."""
+    from baton.errors import UsageError
+
+    circuit = open_circuit(root)
+    state = circuit.state()
+    node_state = state.node(node)
+    warm, current = node_state.warm, node_state.service
+    provider = circuit.provider(state)
+    if warm is None or node_state.warm_until <= time.time() or not provider.service_alive(warm):
+        raise UsageError(f"{node} has no previous version kept warm (none kept, expired, or exited); promote with "
+                         "`--keep-warm SECONDS` to keep one, or `baton swap` the old command back.")
+    await circuit.client(node).set_routing({"strategy": "single", "targets": [
+        {"name": "primary", "host": warm.host, "port": warm.port, "weight": 100}]})
+    node_state.service, node_state.warm, node_state.warm_until = warm, None, 0.0
+    node_state.targets, node_state.routing = {}, None
+    node_state.updated_at = now_iso()
+    circuit.store.save(state)
+    if not current.is_mock:
+        await asyncio.to_thread(provider.stop_service, current)
+    return {"node": node, "serving": warm.port, "stopped": current.port if not current.is_mock else None}
+
+
+@step("stop-expired-warm-versions")
+async def stop_expired_warm(root: str, now: float) -> list[str]:
+    """Stop replaced versions whose keep-warm time is over."""
+    circuit = open_circuit(root)
+    state = circuit.state()
+    expired = [name for name, n in state.adapters.items() if n.warm is not None and n.warm_until <= now]
+    if not expired:
+        return []
+    provider = circuit.provider(state)
+    for name in expired:
+        node_state = state.adapters[name]
+        await asyncio.to_thread(provider.stop_service, node_state.warm)
+        node_state.warm, node_state.warm_until = None, 0.0
+    circuit.store.save(state)
+    return expired

@@ -41,6 +41,8 @@ def _slots(state: CircuitState) -> list[tuple[str, str, ServiceSlot]]:
             found.append((name, "", node.service))
         for target, slot in node.targets.items():
             found.append((name, target, slot))
+        if node.warm is not None:
+            found.append((name, "warm", node.warm))
     return found
 
 
@@ -66,6 +68,9 @@ def _stop_all_services(root: str) -> list[str]:
         node.service = ServiceSlot()
         node.targets = {}
         node.routing = None
+        node.warm, node.warm_until = None, 0.0
+        if node.canary is not None and node.canary.in_flight:
+            node.canary = node.canary.model_copy(update={"concluded": True, "phase": "Failed"})
         node.updated_at = now_iso()
     state.live_nodes = []
     circuit.store.save(state)

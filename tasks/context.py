@@ -4,9 +4,12 @@ record it and retries rebuild everything from disk."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from baton.config import CircuitConfig, NodeConfig
 from baton.control import ControlClient
@@ -15,7 +18,7 @@ from baton.project import Project
 from baton.state import CircuitState, StateStore
 from providers import Provider, get_provider
 
-__all__ = ["Circuit", "open_circuit", "retry_transient", "step"]
+__all__ = ["Circuit", "open_circuit", "project_locked", "retry_transient", "step"]
 
 
 @dataclass
@@ -59,6 +62,18 @@ class Circuit:
 def open_circuit(root: str | Path) -> Circuit:
     project = Project.at(Path(root))
     return Circuit(project, project.load(), StateStore(project.state_dir))
+
+
+@contextlib.asynccontextmanager
+async def project_locked(root: str | Path, timeout_s: float | None = None) -> AsyncIterator[None]:
+    """Hold the project lock for a short critical section of a flow that runs for long (a canary, a tick):
+    other commands go on between its steps."""
+    lock = Project.at(Path(root)).lock(**({"timeout": timeout_s} if timeout_s is not None else {}))
+    await asyncio.to_thread(lock.__enter__)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def retry_transient(task: object, task_run: object, state: object) -> bool:

@@ -217,6 +217,13 @@ async def record_routing(root: str, node: str, routing: dict[str, Any] | None, e
     node_state = state.node(node)
     node_state.routing = routing
     node_state.targets = {name: ServiceSlot.model_validate(slot) for name, slot in extra.items()}
+    if node_state.canary is not None and node_state.canary.in_flight and "canary" not in node_state.targets:
+        import time
+
+        from baton.canary import aborted
+
+        ended = aborted(node_state.canary, "Canary ended: another command replaced the routing", time.time())
+        node_state.canary = ended.model_copy(update={"concluded": True})
     for target in node_state.targets.values():
         state.settle(target)
     node_state.updated_at = now_iso()

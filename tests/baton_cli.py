@@ -24,8 +24,9 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run_baton(*args: str, cwd: Path | None = None, timeout: float = 60) -> Result:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+def run_baton(*args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> Result:
+    """``baton ARGS``; conductors it starts serve no schedules unless ``env`` asks (the schedule tests do)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BATON_NO_SCHEDULES": "1", **(env or {})}
     proc = subprocess.run([str(BATON), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -6,6 +6,7 @@ it in a later issue.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     from aiohttp import web
 
     from baton.cli.flowrun import (
+        SELF_LOCKING,
         ProgressRouter,
         apply_prefect_environment,
         interactive_settings,
@@ -69,8 +71,13 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
             return web.json_response({"error": "unauthorized"}, status=401)
         return await handler(request)
 
+    schedules = None
+    long_runs: set[asyncio.Task[None]] = set()
+
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "pid": os.getpid(), "busy": run_lock.locked()})
+        return web.json_response({"ok": True, "pid": os.getpid(), "busy": run_lock.locked(),
+                                  "long_runs": len(long_runs),
+                                  "schedules": schedules.describe() if schedules else None})
 
     async def run(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -84,7 +91,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
 
         async def execute() -> None:
             try:
-                async with run_lock:
+                async with (run_lock if body["action"] not in SELF_LOCKING else contextlib.nullcontext()):
                     with router.routing_to(progress):
                         result = await run_in_loop(project, body["action"], body.get("params") or {},
                                                    who=body.get("actor"))
@@ -97,6 +104,9 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
                                   "exit_code": 1})
 
         worker = asyncio.create_task(execute())
+        if body["action"] in SELF_LOCKING:  # goes on if the CLI goes away; cancelled at shutdown
+            long_runs.add(worker)
+            worker.add_done_callback(long_runs.discard)
         while True:
             item = await queue.get()
             await response.write((json.dumps(item, default=str) + "\n").encode())
@@ -130,13 +140,27 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         loop.add_signal_handler(sig, stopping.set)
     settings = interactive_settings()
     settings.__enter__()
+    if os.environ.get("BATON_NO_SCHEDULES") != "1":
+        from baton.cli.schedules import ScheduleRunner
+
+        try:
+            schedules = ScheduleRunner(project, project.load().name, api_url)
+            await asyncio.to_thread(schedules.start)
+        except BatonError as exc:
+            log.warning("not serving scheduled deployments: %s", exc)
+        if schedules is not None and schedules.error:
+            log.warning("not serving scheduled deployments: %s", schedules.error)
     try:
         await stopping.wait()
+        for task in list(long_runs):  # a canary's record is persisted: the next conductor's tick resumes it
+            task.cancel()
         async with asyncio.timeout(60):
             async with run_lock:  # let a run in progress finish
                 pass
     finally:
         path.unlink(missing_ok=True)
+        if schedules is not None:
+            await asyncio.to_thread(schedules.stop)
         await runner.cleanup()
         settings.__exit__(None, None, None)
 

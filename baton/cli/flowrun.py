@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import getpass
 import importlib
 import inspect
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["FLOWS", "actor", "interactive_settings", "project_tag", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
+__all__ = ["FLOWS", "SELF_LOCKING", "actor", "interactive_settings", "project_tag", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
            "ProgressRouter", "stderr_progress"]
 
 # action -> "module:function"
@@ -38,7 +39,13 @@ FLOWS: dict[str, str] = {
     "route-set": "flows.route:route_set",
     "route-lock": "flows.route:route_lock",
     "route-clear": "flows.route:route_clear",
+    "route-revert": "flows.canary:route_revert",
+    "canary-tick": "flows.canary:canary_tick",
 }
+
+# Flows that run for long and take the project lock only around their steps (so other commands go on), and
+# that the conductor runs beside others rather than one at a time.
+SELF_LOCKING = frozenset({"route-canary", "canary-tick"})
 
 Progress = Callable[[str], None]
 
@@ -63,10 +70,10 @@ class ProgressRouter(logging.Handler):
     """Turns Prefect's task-run logs into one short line per finished step, sent to the current run's sink."""
 
     _installed: ProgressRouter | None = None
+    _sink: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("baton_progress_sink", default=None)
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.sink: Progress | None = None
 
     @classmethod
     def install(cls) -> ProgressRouter:
@@ -83,14 +90,15 @@ class ProgressRouter(logging.Handler):
 
     @contextlib.contextmanager
     def routing_to(self, sink: Progress | None) -> Iterator[None]:
-        previous, self.sink = self.sink, sink
+        """Send the steps of runs started in this context to ``sink`` (concurrent runs keep their own sinks)."""
+        token = self._sink.set(sink)
         try:
             yield
         finally:
-            self.sink = previous
+            self._sink.reset(token)
 
     def emit(self, record: logging.LogRecord) -> None:
-        sink = self.sink
+        sink = self._sink.get()
         if sink is None:
             return
         message = record.getMessage()
@@ -117,13 +125,16 @@ def _flow(action: str) -> Any:
 
 def project_tag(project: Any) -> str:
     """Tags runs with the project's path digest, so projects sharing one Prefect server stay apart."""
-    import hashlib
-
-    return "project:" + hashlib.sha256(str(project.root).encode()).hexdigest()[:12]
+    return project.run_tag
 
 
 def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str, project: Any) -> list[str]:
-    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}", project_tag(project)]
+    from baton.history import process_tag
+    from baton.processes import process_start_ticks
+
+    me = os.getpid()
+    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}", project_tag(project),
+              process_tag(me, process_start_ticks(me) or 0)]
     if params.get("node"):
         labels.append(f"node:{params['node']}")
     return labels
@@ -134,7 +145,7 @@ async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who:
     from prefect import tags
 
     flow = _flow(action)
-    lock = project.lock()
+    lock = project.lock() if action not in SELF_LOCKING else contextlib.nullcontext()
     await asyncio.to_thread(lock.__enter__)
     try:
         circuit = project.load().name

@@ -43,16 +43,17 @@ def _client(project: Any):  # noqa: ANN202
 @click.option("--action", help="Only this action (up, slot, swap, route, ...).")
 @click.option("--since", help="Only runs after this: 30m, 2h, 1d or an ISO time.")
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--idle", is_flag=True, help="Also list scheduled runs that found nothing to do.")
 @json_option
 @click.pass_context
 def history(ctx: click.Context, node: str | None, action: str | None, since: str | None, limit: int,
-            as_json: bool) -> None:
+            idle: bool, as_json: bool) -> None:
     """List the circuit's topology actions (Prefect flow runs)."""
     if ctx.invoked_subcommand is not None:
         return
     project = ctx.obj.project()
     runs = _client(project).runs(circuit=project.load().name, node=node, action=action, since=_since(since),
-                                 limit=limit)
+                                 limit=limit, idle=idle)
 
     def human(c: Any) -> None:
         if not runs:

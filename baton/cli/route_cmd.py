@@ -97,13 +97,19 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json
               help="Failed evaluations before rollback.")
 @click.option("--max-duration", type=float, default=3600.0, show_default=True, help="Seconds before giving up.")
 @click.option("--gate", "gate_url", help="URL that must answer 2xx before each step (confirm-promotion).")
+@click.option("--keep-warm", type=click.FloatRange(0), default=0.0, show_default=True, metavar="SECONDS",
+              help="After a promotion, keep the old version running this long so `baton route revert` is instant.")
+@click.option("--detach", is_flag=True, help="Start, then return: the conductor's scheduled canary tick "
+                                             "carries the analysis on (see `baton status`, `baton history`).")
 @click.option("--force", is_flag=True, help="Start even if the canary fails contract validation.")
 @json_option
 @click.pass_obj
 def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bool, steps: str,
                  error_threshold: float, latency_threshold: float, eval_interval: float, min_requests: int,
-                 failed_checks: int, max_duration: float, gate_url: str | None, force: bool, as_json: bool) -> None:
+                 failed_checks: int, max_duration: float, gate_url: str | None, keep_warm: float, detach: bool,
+                 force: bool, as_json: bool) -> None:
     """Start COMMAND as the canary of NODE; with --promote, analyse it until promoted or rolled back."""
+    from baton.cli.flowrun import actor
     from baton.errors import UsageError
 
     try:
@@ -112,6 +118,12 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
         raise UsageError(f"--steps expects comma-separated percentages like 10,25,50,100, found {steps!r}.") from None
     if pct is not None:
         weights = [pct, *[w for w in weights if w > pct]]
+    if (detach or keep_warm) and not promote:
+        raise UsageError("--detach and --keep-warm belong to an analysed canary; add --promote.")
+    if detach:
+        from baton.cli.conductor import ensure_conductor
+
+        ensure_conductor(obj.project())  # its scheduled tick advances the canary
     if not promote:
         _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
                                                           "weight": weights[0], "force": force}, as_json)
@@ -123,13 +135,23 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
         "node": node, "command": command, "steps": weights, "error_threshold_pct": error_threshold,
         "latency_threshold_ms": latency_threshold, "interval_s": eval_interval, "min_requests": min_requests,
         "failed_checks": failed_checks, "max_duration_s": max_duration, "gate_url": gate_url, "force": force,
+        "keep_warm_s": keep_warm, "detach": detach, "actor": actor(),
     }, as_json)
+
+    if detach:
+        emit(as_json, result, lambda c: c.print(
+            f"[bold]{node}[/]: canary at {result['weight']}% (port {result['port']}); the scheduled canary tick "
+            f"evaluates it every {eval_interval:g} s. Follow it with `baton status` and `baton history --node {node}`."))
+        return
 
     def human(c: Any) -> None:
         for reason in result["decisions"]:
             c.print(f"  {reason}")
         verdict = "[green]promoted[/]" if result["outcome"] == "Succeeded" else "[red]rolled back[/]"
         c.print(f"[bold]{node}[/]: canary {verdict}; {result['reason']}")
+        if result.get("warm"):
+            c.print(f"  the previous version stays warm on port {result['warm']} for {keep_warm:g} s: "
+                    f"`baton route revert {node}` returns to it at once")
 
     emit(as_json, result, human)
     if result["outcome"] != "Succeeded":
@@ -194,6 +216,20 @@ def _lock_command(locked: bool):  # noqa: ANN202
 
 route_lock = _lock_command(True)
 route_unlock = _lock_command(False)
+
+
+@route.command("revert")
+@click.argument("node")
+@json_option
+@click.pass_obj
+def route_revert(obj: Any, node: str, as_json: bool) -> None:
+    """Undo NODE's latest promotion: roll back its canary, or return to the version kept warm."""
+    from baton.cli.flowrun import actor
+
+    _, result = run_flow_command(obj, "route-revert", {"node": node, "actor": actor()}, as_json)
+    emit(as_json, result, lambda c: c.print(
+        f"[bold]{node}[/]: {'canary rolled back' if result['reverted'] == 'canary' else 'promotion reverted'}; "
+        f"serving port {result.get('serving')}"))
 
 
 @route.command("clear")

@@ -20,12 +20,43 @@ def _runtime(project: Any, config: Any) -> dict[str, dict[str, Any]]:
     return asyncio.run(observe_nodes(project.state_dir, config))
 
 
+def _promotions(project: Any) -> dict[str, dict[str, Any]]:
+    """Per node: its canary (in flight, or how the last one ended) and the version kept warm for a revert."""
+    import time
+
+    from baton.canary import next_due_at
+    from baton.errors import ProjectError
+    from baton.state import StateStore
+
+    try:
+        state = StateStore(project.state_dir).load()
+    except ProjectError:
+        return {}
+    now, found = time.time(), {}
+    for name, node in state.adapters.items():
+        entry: dict[str, Any] = {}
+        if node.canary is not None:
+            record = node.canary
+            entry["canary"] = {"phase": record.phase, "weight": record.weight, "in_flight": record.in_flight,
+                               "command": record.command,
+                               "reason": record.decisions[-1]["reason"] if record.decisions else "",
+                               "next_evaluation_in_s": round(max(0.0, next_due_at(record) - now), 1)
+                               if record.in_flight else None}
+        if node.warm is not None and node.warm_until > now:
+            entry["warm"] = {"port": node.warm.port, "command": node.warm.command,
+                             "for_s": round(node.warm_until - now, 1)}
+        if entry:
+            found[name] = entry
+    return found
+
+
 def status_payload(project: Any) -> dict[str, Any]:
     from baton.circuit import CircuitGraph
 
     config = project.load()
     graph = CircuitGraph.from_config(config)
     runtime = _runtime(project, config)
+    promotions = _promotions(project) if runtime else {}
     nodes = []
     for n in config.nodes:
         live = runtime.get(n.name, {"state": "stopped", "health": "unknown", "detail": "", "service": None})
@@ -43,6 +74,8 @@ def status_payload(project: Any) -> dict[str, Any]:
             "service": live["service"],
             "dependencies": list(graph.dependencies(n.name)),
             "dependents": list(graph.dependents(n.name)),
+            "canary": promotions.get(n.name, {}).get("canary"),
+            "warm": promotions.get(n.name, {}).get("warm"),
         })
     return {
         "name": config.name,
@@ -75,6 +108,16 @@ def status(obj: Any, as_json: bool) -> None:
             ]))
         else:
             c.print("No nodes yet: baton node add <name> [--port N]")
+        for n in payload["nodes"]:
+            canary = n["canary"]
+            if canary and canary["in_flight"]:
+                c.print(f"[bold]{n['name']}[/] canary {canary['phase']} at {canary['weight']}%: {canary['reason']} "
+                        f"(next evaluation in {canary['next_evaluation_in_s']:g} s)")
+            elif canary:
+                c.print(f"{n['name']}: last canary {canary['phase'].lower()}: {canary['reason']}")
+            if n["warm"]:
+                c.print(f"{n['name']}: previous version warm on port {n['warm']['port']} for {n['warm']['for_s']:g} s "
+                        f"(`baton route revert {n['name']}`)")
         if payload["edges"]:
             c.print(table("Edges", ("source", "target", "label"),
                           [(e["source"], e["target"], e["label"] or "-") for e in payload["edges"]]))

@@ -69,7 +69,8 @@ def test_a_bad_canary_rolls_back_within_one_interval(canary_circuit, mode: str, 
     assert result.code == 1, result.stderr
     report = result.json()
     assert report["outcome"] == "Failed" and reason in report["reason"]
-    assert len(report["decisions"]) == 1  # the first evaluation already rolled back
+    assert report["decisions"][0].startswith("Starting canary at 20%")
+    assert len(report["decisions"]) == 2  # the first evaluation already rolled back
     errors = load.total - load.statuses["200"]
     assert errors <= 0.35 * load.total, load.statuses  # failures stay within the canary's 20% share
     assert ok(run_baton("route", "show", "api", "--json", cwd=project)).json()["strategy"] == "single"
@@ -88,3 +89,47 @@ def test_a_canary_that_refuses_connections_rolls_back(canary_circuit) -> None:
     report = result.json()
     assert report["outcome"] == "Failed" and "canary error rate" in report["reason"]
     assert load.total - load.statuses["200"] <= 0.35 * load.total, load.statuses
+
+
+def _get_version(url: str) -> str:
+    from baton_cli import get_json
+
+    return get_json(url)["version"]
+
+
+def test_a_promotion_kept_warm_is_reverted_at_once(canary_circuit) -> None:
+    project, url = canary_circuit
+    result, _ = canary(project, url, f"{SERVICE} canary", "--keep-warm", "120")
+    report = ok(result).json()
+    assert report["outcome"] == "Succeeded" and report["warm"], report
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert node["warm"]["port"] == report["warm"] and node["canary"]["phase"] == "Succeeded"
+    assert _get_version(url) == "canary"
+    with Load(url, workers=4) as load:
+        time.sleep(0.3)
+        reverted = ok(run_baton("route", "revert", "api", "--json", cwd=project)).json()
+        time.sleep(0.3)
+    assert reverted == {"node": "api", "serving": report["warm"], "stopped": report["serving"],
+                        "reverted": "promotion"}
+    assert dict(load.statuses) == {"200": load.total}  # the revert loses nothing
+    assert _get_version(url) == "stable"
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert node["warm"] is None and node["service"]["port"] == report["warm"]
+    again = run_baton("route", "revert", "api", cwd=project)
+    assert again.code == 2 and "no previous version kept warm" in again.stderr, again.stderr
+
+
+def test_revert_during_a_canary_rolls_it_back(canary_circuit) -> None:
+    project, url = canary_circuit
+    started = ok(run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--detach",
+                           "--eval-interval", "600", "--json", cwd=project)).json()
+    assert started["outcome"] == "Progressing" and started["detached"] is True
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert node["canary"]["in_flight"] and node["canary"]["weight"] == 10
+    reverted = ok(run_baton("route", "revert", "api", "--json", cwd=project)).json()
+    assert reverted["reverted"] == "canary" and reverted["outcome"] == "Failed"
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert not node["canary"]["in_flight"] and node["canary"]["reason"].startswith("Rollback: reverted by ")
+    routing = ok(run_baton("route", "show", "api", "--json", cwd=project)).json()
+    assert routing["strategy"] == "single" and routing["targets"][0]["port"] == node["service"]["port"]
+    assert {_get_version(url) for _ in range(20)} == {"stable"}
