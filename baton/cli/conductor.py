@@ -63,6 +63,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     run_lock = asyncio.Lock()
     stopping = asyncio.Event()
     router = ProgressRouter.install()
+    _log_to_stderr()
 
     @web.middleware
     async def auth(request: web.Request, handler):  # noqa: ANN001, ANN202
@@ -163,6 +164,16 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
             await asyncio.to_thread(schedules.stop)
         await runner.cleanup()
         settings.__exit__(None, None, None)
+
+
+def _log_to_stderr() -> None:
+    """The conductor's own decisions and warnings, one line each, in ``.baton/conductor.log``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("baton")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def ensure_conductor(project: Any) -> ConductorClient:

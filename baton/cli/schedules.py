@@ -26,6 +26,7 @@ from baton.errors import BatonError
 __all__ = ["ScheduledDeployment", "deployments_file", "scheduled_deployments", "ScheduleRunner"]
 
 log = logging.getLogger(__name__)
+REGISTER_PATIENCE_S = float(os.environ.get("BATON_SCHEDULE_REGISTER_PATIENCE_S", "120"))
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class ScheduleRunner:
 
     async def _serve(self) -> None:
         from prefect.runner import Runner
+        from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
         from baton.history import HistoryClient
 
@@ -146,13 +148,18 @@ class ScheduleRunner:
         for deployment in self.deployments:
             tags = sorted({*deployment.tags, "baton", f"circuit:{self.circuit}", self.project.run_tag,
                            "actor:schedule"})
-            deployment_id = await runner.aadd_flow(
-                load_flow(deployment.entrypoint), name=self.deployment_name, interval=deployment.interval_s,
-                parameters={"root": str(self.project.root)}, tags=tags, paused=False, concurrency_limit=1,
-                description=deployment.description or None)
+            # a busy SQLite-backed server answers 503 now and then: registering is retried, not given up
+            async for attempt in AsyncRetrying(stop=stop_after_delay(REGISTER_PATIENCE_S), reraise=True,
+                                               wait=wait_exponential(multiplier=0.25, max=5)):
+                with attempt:
+                    deployment_id = await runner.aadd_flow(
+                        load_flow(deployment.entrypoint), name=self.deployment_name, interval=deployment.interval_s,
+                        parameters={"root": str(self.project.root)}, tags=tags, paused=False, concurrency_limit=1,
+                        description=deployment.description or None)
+                    # the server's scheduler visits deployments once a minute: plan the first runs now
+                    await asyncio.to_thread(history.schedule_deployment, str(deployment_id))
             self.deployment_ids[deployment.name] = str(deployment_id)
-            # the server's scheduler visits deployments once a minute: plan the first runs now
-            await asyncio.to_thread(history.schedule_deployment, str(deployment_id))
+            log.info("serving deployment %s/%s every %g s", deployment.name, self.deployment_name, deployment.interval_s)
         self._runner = runner
         self._ready.set()
         await runner.start()

@@ -1,0 +1,347 @@
+"""The custodian's core: one bounded inbox, handlers that only update state, then dispatch, then persist.
+
+    while not shutting_down:
+        event = await inbox.get()
+        handle(event)        # updates state only
+        dispatch_ready()     # starts whatever became ready
+        persist()            # save if dirty
+
+The core decides *when* to repair, never *how*: ``launch`` (registered by the conductor) starts a repair
+flow and later posts its :class:`RepairFinished`. Retries, backoff, the provider's concurrency limit, rate
+limit and circuit breaker all live here, in plain state. The clock is injected, so tests drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.custodian.events import Command, Event, ProbeResult, RepairFinished, Tick
+from baton.custodian.machine import ESCALATED, CustodyPolicy, NodeCustody, Status
+
+__all__ = ["CustodianCore", "RepairOrder", "ProviderGate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RepairOrder:
+    node: str
+    kind: str  # restart | mock
+    repair_id: str
+    reason: str
+    command: str = ""
+
+
+@dataclass
+class ProviderGate:
+    """Dispatch limits of one provider: concurrent repairs, repairs per window, and a circuit breaker that stops
+    dispatch while the provider keeps failing and lets one probe repair through after a cool-down."""
+
+    concurrency: int = 2
+    rate: int = 10  # repairs per window
+    window_s: float = 60.0
+    breaker_after: int = 3  # consecutive provider failures
+    breaker_cooldown_s: float = 60.0
+    in_flight: int = 0
+    started: deque[float] = field(default_factory=deque)
+    failures: int = 0
+    open_until: float = 0.0
+
+    def admits(self, now: float) -> str:
+        """'' when a repair may start now, else why not."""
+        while self.started and now - self.started[0] >= self.window_s:
+            self.started.popleft()
+        if self.failures >= self.breaker_after and now < self.open_until:
+            return f"the provider's breaker is open after {self.failures} failed repairs"
+        if self.in_flight >= self.concurrency:
+            return f"{self.concurrency} repairs already running"
+        if len(self.started) >= self.rate:
+            return f"rate limit of {self.rate} repairs per {self.window_s:g} s reached"
+        return ""
+
+    def opened(self, now: float) -> None:
+        self.in_flight += 1
+        self.started.append(now)
+
+    def closed(self, ok: bool, blame: str, now: float) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        if blame == "provider" and not ok:
+            self.failures += 1
+            if self.failures >= self.breaker_after:
+                self.open_until = now + self.breaker_cooldown_s
+        elif ok:
+            self.failures = 0
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {"in_flight": self.in_flight, "recent": len(self.started), "failures": self.failures,
+                "breaker": "open" if self.failures >= self.breaker_after and now < self.open_until else
+                "half-open" if self.failures >= self.breaker_after else "closed"}
+
+
+class CustodianCore:
+    """Per-node custody of a circuit's slotted services."""
+
+    def __init__(self, dependencies: Mapping[str, Sequence[str]], *, policy: CustodyPolicy | None = None,
+                 clock: Callable[[], float], launch: Callable[[RepairOrder], None] | None = None,
+                 save: Callable[[dict[str, Any]], None] | None = None, gate: ProviderGate | None = None,
+                 inbox_size: int = 1000, decisions_kept: int = 500) -> None:
+        self.policy = policy or CustodyPolicy()
+        self.clock = clock
+        self.launch = launch or (lambda order: None)
+        self.save = save
+        self.gate = gate or ProviderGate()
+        self.dependencies = {n: list(d) for n, d in dependencies.items()}
+        self.nodes: dict[str, NodeCustody] = {}
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue(maxsize=inbox_size)
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions_kept)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.dropped = 0
+        self.dirty = False
+        self.shutting_down = False
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def post(self, event: Event) -> bool:
+        """Offer an event without waiting (observations and timers): when the inbox is full it is dropped and
+        counted; the next probe or tick says the same again."""
+        try:
+            self.inbox.put_nowait(event)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+
+    async def send(self, event: Event) -> None:
+        """Deliver an event that must not be lost (commands, repair results): waits for room."""
+        await self.inbox.put(event)
+
+    async def run(self) -> None:
+        while not self.shutting_down:
+            event = await self.inbox.get()
+            self.step(event)
+
+    def step(self, event: Event) -> None:
+        """One turn of the loop; a handler's exception is logged and never stops the loop."""
+        try:
+            self.handle(event)
+        except Exception:  # noqa: BLE001
+            log.exception("custodian: handling %r failed", event)
+        try:
+            self.dispatch_ready()
+        except Exception:  # noqa: BLE001
+            log.exception("custodian: dispatch failed")
+        self.persist()
+
+    def persist(self) -> None:
+        if self.dirty and self.save is not None:
+            try:
+                self.save(self.snapshot())
+                self.dirty = False
+            except Exception:  # noqa: BLE001 - try again after the next event
+                log.exception("custodian: saving state failed")
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def node(self, name: str) -> NodeCustody:
+        if name not in self.nodes:
+            custody = NodeCustody(node=name)
+            custody.history = deque(maxlen=self.policy.history)
+            self.nodes[name] = custody
+        return self.nodes[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        return {"nodes": {n: c.to_json() for n, c in sorted(self.nodes.items())}, "saved_at": now,
+                "gate": self.gate.to_json(now), "dropped_events": self.dropped,
+                "policy": {"probe_interval_s": self.policy.probe_interval_s,
+                           "restart_after": self.policy.restart_after, "mock_after": self.policy.mock_after}}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """State saved by an earlier conductor. A repair it had in flight died with it: nothing is decided for
+        that node until a fresh probe says how it is, and its backoff still holds (no duplicate repair)."""
+        for name, raw in (data.get("nodes") or {}).items():
+            custody = NodeCustody.from_json(raw, history=self.policy.history)
+            if custody.repair is not None:
+                custody.repair = None
+                custody.reobserve = True
+                custody.restart_failed(self.policy, self.clock())  # its outcome is unknown: count it, back off
+                custody.move(Status.FAILING, "a repair was cut short by a conductor restart: observing again",
+                             self.clock())
+            self.nodes[name] = custody
+        self.dirty = True
+
+    def _decide(self, custody: NodeCustody, status: Status, reason: str) -> None:
+        now = self.clock()
+        if custody.move(status, reason, now):
+            self.dirty = True
+            decision = {"at": now, "node": custody.node, "status": status.value, "reason": reason}
+            self.decisions.append(decision)
+            for listener in list(self.listeners):
+                try:
+                    listener(decision)
+                except Exception:  # noqa: BLE001 - a broken watcher never stops the core
+                    log.exception("custodian: a listener failed")
+
+    # -- handlers (state only) --------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ProbeResult):
+            self._on_probe(event)
+        elif isinstance(event, RepairFinished):
+            self._on_repair(event)
+        elif isinstance(event, Command):
+            self._on_command(event)
+        elif isinstance(event, Tick):
+            self._on_tick()
+        self._propagate()
+
+    def forget(self, node: str) -> None:
+        """The node is no longer slotted (mocked by hand, unslotted, circuit down)."""
+        if self.nodes.pop(node, None) is not None:
+            self.dirty = True
+
+    def _on_probe(self, probe: ProbeResult) -> None:
+        custody = self.node(probe.node)
+        now = self.clock()
+        custody.reobserve = False
+        if custody.repair is not None:  # the old instance's answers say nothing while it is being replaced
+            return
+        if probe.incarnation and probe.incarnation != custody.incarnation:
+            custody.incarnation, self.dirty = probe.incarnation, True
+        if probe.command:
+            custody.command = probe.command
+        if probe.ok:
+            if custody.status is not Status.HEALTHY and custody.status is not Status.DEGRADED:
+                recovered = custody.failures > 0 or custody.status is Status.RESTARTED
+                custody.failures, custody.failed_restarts = 0, 0
+                custody.healthy_since = now
+                self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
+            return
+        custody.failures += 1
+        custody.healthy_since = None
+        self.dirty = True
+        if custody.status is Status.RESTARTED:  # the restarted service fails again: that restart failed
+            custody.restart_failed(self.policy, now)
+        if custody.status in (Status.MOCKED, Status.FAULTED, Status.MOCKING):
+            return
+        self._decide(custody, Status.FAILING, f"{probe.detail or 'probe failed'} ({custody.failures} in a row)")
+
+    def _on_repair(self, done: RepairFinished) -> None:
+        custody = self.node(done.node)
+        now = self.clock()
+        if custody.repair is None or custody.repair.get("id") != done.repair_id:
+            return  # a result from before a restart of the conductor: already accounted for
+        custody.repair = None
+        self.gate.closed(done.ok, done.blame, now)
+        self.dirty = True
+        if done.kind == "restart":
+            if done.ok:
+                self._decide(custody, Status.RESTARTED, f"restarted ({done.detail or 'service ready'}); confirming")
+            else:
+                custody.restart_failed(self.policy, now)
+                self._decide(custody, Status.FAILING, f"restart {custody.restarts} failed: {done.detail}; next attempt "
+                                                      f"in {custody.backoff_s:g} s")
+        elif done.kind == "mock":
+            if done.ok:
+                self._decide(custody, Status.MOCKED, f"served from its mock after {custody.failed_restarts} failed "
+                                                     f"restarts; `baton heal resume {custody.node}` tries again")
+            else:
+                self._decide(custody, Status.FAULTED, f"escalated: could not serve it from its mock ({done.detail})")
+
+    def _on_command(self, command: Command) -> None:
+        if command.kind == "shutdown":
+            self.shutting_down = True
+            return
+        custody = self.node(command.node)
+        if command.kind == "pause":
+            custody.paused, self.dirty = True, True
+            self._decide(custody, custody.status, f"healing paused by hand ({custody.reason})")
+        elif command.kind == "resume":
+            custody.paused, self.dirty = False, True
+            if custody.status in ESCALATED:  # try again from the start
+                custody.failed_restarts, custody.backoff_s, custody.next_attempt_at = 0, 0.0, 0.0
+                custody.failures = self.policy.restart_after
+                self._decide(custody, Status.FAILING, "healing resumed by hand: restarting")
+            else:
+                self._decide(custody, custody.status, f"healing resumed ({custody.reason})")
+
+    def _on_tick(self) -> None:
+        now = self.clock()
+        for custody in self.nodes.values():
+            if custody.status is Status.HEALTHY and custody.healthy_since is not None and custody.backoff_s > 0 \
+                    and now - custody.healthy_since >= self.policy.backoff_reset_after_s:
+                custody.backoff_s, custody.next_attempt_at, self.dirty = 0.0, 0.0, True
+
+    def _unhealthy_dependency(self, name: str) -> str:
+        for dependency in self.dependencies.get(name, []):
+            other = self.nodes.get(dependency)
+            if other is not None and other.status in (Status.FAILING, Status.WAITING, Status.RESTARTING,
+                                                      Status.RESTARTED, Status.MOCKING):
+                return dependency
+        return ""
+
+    def _propagate(self) -> None:
+        """Failures explained by a dependency wait instead of restarting; dependents of a faulted node are
+        degraded, not restarted."""
+        for name, custody in self.nodes.items():
+            if custody.status in (Status.FAILING, Status.WAITING):
+                blamed = self._unhealthy_dependency(name)
+                if blamed and custody.status is Status.FAILING:
+                    custody.waiting_on = blamed
+                    self._decide(custody, Status.WAITING, f"failing while its dependency {blamed} is "
+                                                          f"{self.nodes[blamed].status.value}: not restarted")
+                elif not blamed and custody.status is Status.WAITING:
+                    custody.waiting_on = ""
+                    self._decide(custody, Status.FAILING, f"its dependencies are healthy again; "
+                                                          f"{custody.failures} failed probes in a row")
+            faulted = [d for d in self.dependencies.get(name, [])
+                       if d in self.nodes and self.nodes[d].status is Status.FAULTED]
+            if custody.status is Status.HEALTHY and faulted:
+                self._decide(custody, Status.DEGRADED, f"depends on faulted {', '.join(faulted)}")
+            elif custody.status is Status.DEGRADED and not faulted:
+                self._decide(custody, Status.HEALTHY, "its dependencies recovered")
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+
+    def ready_repairs(self) -> list[RepairOrder]:
+        """Repairs due now (pure selection; the gate is applied in :meth:`dispatch_ready`)."""
+        now = self.clock()
+        orders = []
+        for name, custody in sorted(self.nodes.items()):
+            if custody.paused or custody.repair is not None or custody.reobserve or custody.status is not Status.FAILING:
+                continue
+            if custody.failures >= self.policy.mock_after and custody.failed_restarts >= 1:
+                orders.append(RepairOrder(name, "mock", uuid.uuid4().hex[:12],
+                                          f"{custody.failures} failed probes, {custody.failed_restarts} failed "
+                                          "restarts", custody.command))
+            elif custody.failures >= self.policy.restart_after and now >= custody.next_attempt_at:
+                orders.append(RepairOrder(name, "restart", uuid.uuid4().hex[:12],
+                                          f"{custody.failures} failed probes in a row", custody.command))
+        return orders
+
+    def dispatch_ready(self) -> list[RepairOrder]:
+        now = self.clock()
+        started = []
+        for order in self.ready_repairs():
+            held = self.gate.admits(now)
+            custody = self.nodes[order.node]
+            if held:
+                self._decide(custody, custody.status, f"{order.kind} due; held: {held}")
+                continue
+            self.gate.opened(now)
+            custody.repair = {"kind": order.kind, "id": order.repair_id, "started_at": now, "reason": order.reason}
+            if order.kind == "restart":
+                custody.restarts += 1
+                self._decide(custody, Status.RESTARTING, f"restart {custody.restarts}: {order.reason}")
+            else:
+                self._decide(custody, Status.MOCKING, f"serving from its mock: {order.reason}")
+            self.dirty = True
+            self.launch(order)
+            started.append(order)
+        return started

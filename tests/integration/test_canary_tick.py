@@ -1,0 +1,87 @@
+"""The scheduled canary tick: a canary started with --detach is carried to its end by the ``canary-tick``
+deployment that the conductor serves (Prefect's Runner) against the session's Prefect server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from baton_cli import get_json, ok, run_baton, run_details
+from load import Load
+
+pytestmark = pytest.mark.integration
+
+SERVICE = f"{sys.executable} {Path(__file__).resolve().parent / 'services' / 'versioned.py'}"
+SCHEDULED = {"BATON_NO_SCHEDULES": "0", "BATON_SCHEDULE_CANARY_TICK_S": "1"}
+
+
+def _deployments(api_url: str, tag: str) -> list[dict]:
+    request = urllib.request.Request(f"{api_url}/deployments/filter", method="POST",
+                                     data=json.dumps({"deployments": {"tags": {"all_": [tag]}}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Path, prefect_api: str) -> None:
+    project = tmp_path / "tick"
+    ok(run_baton("init", str(project)))
+    try:
+        ok(run_baton("node", "add", "api", cwd=project))
+        ok(run_baton("up", "--mock", cwd=project, timeout=180, env=SCHEDULED))
+        ok(run_baton("slot", "api", f"{SERVICE} stable", cwd=project, env=SCHEDULED))
+        port = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]["port"]
+        url = f"http://127.0.0.1:{port}/"
+        with Load(url, workers=4) as load:
+            time.sleep(0.3)
+            started = ok(run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--detach",
+                                   "--eval-interval", "1", "--min-requests", "10", "--steps", "20,50,100",
+                                   "--json", cwd=project, env=SCHEDULED)).json()
+            assert started["detached"] and started["outcome"] == "Progressing"
+
+            def finished():
+                node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+                return node if node["canary"] and not node["canary"]["in_flight"] else None
+
+            try:
+                node = _wait_for(finished, 90, "the tick to conclude the canary")
+            except AssertionError:
+                shown = run_baton("history", "--idle", "--limit", "8", cwd=project).stdout
+                log = (project / ".baton" / "conductor.log").read_text()[-3000:]
+                raise AssertionError(f"the canary never concluded; history:\n{shown}\nconductor log:\n{log}") from None
+        assert node["canary"]["phase"] == "Succeeded", node["canary"]
+        assert dict(load.statuses) == {"200": load.total}
+        assert get_json(url)["version"] == "canary"
+
+        # it ran as a deployment of this project, tagged so `baton history` finds it
+        deployment = next(d for d in _deployments(prefect_api, "action:canary-tick")
+                          if d["parameters"] == {"root": str(project)})
+        assert deployment["name"].startswith("tick-") and "circuit:tick" in deployment["tags"]
+        assert deployment["schedules"][0]["schedule"]["interval"] == 1.0
+        runs = ok(run_baton("history", "--action", "canary-tick", "--node", "api", "--json", cwd=project)).json()["runs"]
+        assert runs and all(r["name"] == "canary-tick-api" for r in runs)
+        details = run_details("canary-tick-api", project, lambda d: d["steps"])
+        assert any(s["name"].startswith("evaluate-canary") for s in details["steps"]) or \
+            any(s["name"].startswith("conclude-canary") for s in details["steps"])
+        logs = []
+        for run in runs:
+            shown = ok(run_baton("history", "show", run["id"], "--json", cwd=project)).json()
+            logs += [line["message"] for line in shown["logs"]]
+        assert any("Advance canary weight 20% -> 50%" in m for m in logs) or any("Promoting" in m for m in logs), logs
+    finally:
+        run_baton("down", "--all", cwd=project, timeout=120)
