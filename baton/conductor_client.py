@@ -118,6 +118,47 @@ class ConductorClient:
             raise error_cls(failed["error"])
         return result
 
+    def _json(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            conn = self._connection(10)
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=self._headers())
+            response = conn.getresponse()
+            data = json.loads(response.read() or b"null")
+            conn.close()
+        except (OSError, ValueError) as exc:
+            raise BatonError(f"the conductor at {self.host}:{self.port} does not answer ({exc}); "
+                             "run `baton serve` again or `baton down --all`.") from exc
+        if response.status == 400:
+            raise UsageError(data.get("error", "the conductor refused the request"))
+        if response.status != 200:
+            raise BatonError(data.get("error") if isinstance(data, dict) and data.get("error")
+                             else f"the conductor answered HTTP {response.status} to {path}.")
+        return data
+
+    def custody(self) -> dict[str, Any]:
+        """The custodian's state: every watched node, the provider gate, the policy."""
+        return self._json("GET", "/custody")
+
+    def heal(self, kind: str, node: str) -> dict[str, Any]:
+        return self._json("POST", "/custody/command", {"kind": kind, "node": node})
+
+    def watch(self) -> Any:
+        """The custodian's decisions as they happen: a snapshot first, then one dict per decision."""
+        try:
+            conn = self._connection(None)
+            conn.request("GET", "/custody/watch", headers=self._headers())
+            response = conn.getresponse()
+        except OSError as exc:
+            raise BatonError(f"the conductor at {self.host}:{self.port} does not answer ({exc}).") from exc
+        if response.status != 200:
+            data = json.loads(response.read() or b"{}")
+            raise BatonError(data.get("error") or f"the conductor answered HTTP {response.status} to /custody/watch.")
+        try:
+            for raw in response:
+                yield json.loads(raw)
+        finally:
+            conn.close()
+
     def shutdown(self) -> None:
         try:
             conn = self._connection(5)

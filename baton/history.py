@@ -77,10 +77,12 @@ class HistoryClient:
                              "check PREFECT_API_URL or run any baton command to start the project's server.") from exc
 
     def runs(self, *, circuit: str, node: str | None = None, action: str | None = None,
-             since: datetime | None = None, limit: int = 50, idle: bool = False) -> list[RunSummary]:
+             since: datetime | None = None, limit: int = 50, idle: bool = False,
+             project_tag: str | None = None) -> list[RunSummary]:
         """Runs that started, newest first: future scheduled runs are left out, and so are idle scheduled
-        ticks (``*-idle``) unless ``idle``."""
-        tags = ["baton", f"circuit:{circuit}"]
+        ticks (``*-idle``) unless ``idle``. ``project_tag`` keeps apart projects that share a server and a
+        circuit name."""
+        tags = ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else [])]
         if node:
             tags.append(f"node:{node}")
         if action:
@@ -103,14 +105,15 @@ class HistoryClient:
         """Ask the server to plan a deployment's next scheduled runs now (its scheduler does so once a minute)."""
         self._call("POST", f"/deployments/{deployment_id}/schedule", {})
 
-    def resolve(self, ref: str, *, circuit: str) -> dict[str, Any]:
+    def resolve(self, ref: str, *, circuit: str, project_tag: str | None = None) -> dict[str, Any]:
         """A run by id, id prefix, or name (the newest run of that name)."""
         if len(ref) == 36:
             run = self._call("GET", f"/flow_runs/{ref}")
             if run:
                 return run
         found = self._call("POST", "/flow_runs/filter", {
-            "flow_runs": {"tags": {"all_": ["baton", f"circuit:{circuit}"]}},
+            "flow_runs": {"tags": {"all_": ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else [])]},
+                          "state": {"type": {"not_any_": ["SCHEDULED"]}}},
             "sort": "EXPECTED_START_TIME_DESC", "limit": 200}) or []
         for run in found:
             if run["id"].startswith(ref) or run.get("name") == ref:

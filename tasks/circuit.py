@@ -80,8 +80,11 @@ def _stop_all_services(root: str) -> list[str]:
 @step("forget-runtime")
 async def forget_runtime(root: str) -> None:
     """Clear runtime state once everything is stopped (history stays in Prefect)."""
+    from baton.custodian.store import CustodyStore
+
     circuit = open_circuit(root)
     circuit.store.save(CircuitState(circuit_name=circuit.config.name))
+    CustodyStore(circuit.state_dir).path.unlink(missing_ok=True)  # nothing is under custody any more
 
 
 def current_service(root: str, node: str) -> dict | None:

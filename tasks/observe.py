@@ -10,7 +10,7 @@ from baton.control import ControlClient, ControlError
 from baton.state import StateStore
 from tasks.context import step
 
-__all__ = ["observe_nodes", "observe_circuit"]
+__all__ = ["observe_nodes", "observe_circuit", "probe_services", "incarnation_of"]
 
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
 
@@ -66,3 +66,42 @@ async def observe_circuit(root: str) -> dict[str, Any]:
     return {"provider": state.provider, "running": state.running,
             "containers": sorted(c for h in state.hosts.values() for c in h.containers),
             "nodes": {name: nodes.get(name, STOPPED) for name in (n.name for n in circuit.config.nodes)}}
+
+
+def incarnation_of(slot: Any) -> str:
+    """Names one running instance of a service: its container, or its pid and start time."""
+    if slot.container:
+        return slot.container[:12]
+    if slot.process is not None:
+        return f"{slot.process.pid}.{slot.process.start_ticks}"
+    return str(slot.port)
+
+
+async def probe_services(state_dir: Path, config: Any, timeout_s: float = 2.0) -> list[dict[str, Any]]:
+    """One probe of every slotted service (the custodian's observation): it must be alive and answer on its
+    port (any HTTP status for HTTP nodes; a connection otherwise) within ``timeout_s``. Mocks are not probed."""
+    from baton.state import probe_address
+    from providers import get_provider
+    from tasks.services import service_answers
+
+    state = StateStore(state_dir).load()
+    if not state.running:
+        return []
+    provider = get_provider(state.provider)
+    modes = {n.name: n.proxy_mode.value for n in config.nodes}
+
+    async def probe(name: str, slot: Any) -> dict[str, Any]:
+        result = {"node": name, "incarnation": incarnation_of(slot), "command": slot.command}
+        if not await asyncio.to_thread(provider.service_alive, slot):
+            return {**result, "ok": False, "exited": True, "detail": "the service exited"}
+        host, port = probe_address(slot)
+        try:
+            answered = await asyncio.wait_for(service_answers(host, port, "/", modes.get(name) in ("http", "soap")),
+                                              timeout_s)
+        except TimeoutError:
+            answered = False
+        return {**result, "ok": answered, "detail": "" if answered else f"no answer on port {port} within "
+                                                                          f"{timeout_s:g} s"}
+
+    live = [(name, n.service) for name, n in state.adapters.items() if not n.service.is_mock and name in modes]
+    return list(await asyncio.gather(*(probe(name, slot) for name, slot in live)))

@@ -17,7 +17,7 @@ from baton.wiring import service_env
 from tasks.context import open_circuit, step
 
 __all__ = ["ServiceNotReady", "needs_validation", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
-           "stop_service", "record_service", "record_routing"]
+           "stop_service", "record_service", "record_routing", "service_answers"]
 
 
 class ServiceNotReady(BatonError):
@@ -104,7 +104,8 @@ def _log_tail(state_dir, node: str, lines: int = 3) -> str:
     return " | ".join(mine)
 
 
-async def _answers(host: str, port: int, path: str, http: bool) -> bool:
+async def service_answers(host: str, port: int, path: str, http: bool) -> bool:
+    """The service accepts a connection and, for HTTP nodes, answers a GET with any status."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (OSError, TimeoutError):
@@ -132,7 +133,7 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
     host, port = probe_address(service)
     started = time.monotonic()
     delay = 0.02
-    while not await _answers(host, port, health_path, http):
+    while not await service_answers(host, port, health_path, http):
         if not provider.service_alive(service):
             tail = _log_tail(circuit.state_dir, node)
             raise ServiceNotReady(

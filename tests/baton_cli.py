@@ -25,8 +25,10 @@ class Result:
 
 
 def run_baton(*args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None) -> Result:
-    """``baton ARGS``; conductors it starts serve no schedules unless ``env`` asks (the schedule tests do)."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BATON_NO_SCHEDULES": "1", **(env or {})}
+    """``baton ARGS``; conductors it starts serve no schedules and run no custodian unless ``env`` asks (their
+    own tests do): other tests kill services on purpose and must see them stay dead."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "BATON_NO_SCHEDULES": "1", "BATON_NO_CUSTODIAN": "1",
+           **(env or {})}
     proc = subprocess.run([str(BATON), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -87,3 +89,16 @@ def wire_quickstart(project: Path) -> None:
     ok(run_baton("node", "add", "stripe", "--role", "egress", cwd=project))
     ok(run_baton("edge", "add", "gateway", "api", cwd=project))
     ok(run_baton("edge", "add", "api", "stripe", cwd=project))
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.2):
+    """The first truthy value of ``predicate()``, polled every ``every`` s; fails after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -117,6 +117,52 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         await response.write_eof()
         return response
 
+    custody = None
+
+    async def run_repair(action: str, params: dict[str, Any]) -> Any:
+        async with run_lock:  # one at a time with the CLI's runs
+            return await run_in_loop(project, action, params, who="custodian")
+
+    async def custody_state(_: web.Request) -> web.Response:
+        if custody is None:
+            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+        return web.json_response(custody.core.snapshot())
+
+    async def custody_command(request: web.Request) -> web.Response:
+        if custody is None:
+            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+        body = await request.json()
+        try:
+            node = await custody.command(str(body.get("kind")), str(body.get("node")))
+        except BatonError as exc:
+            return web.json_response({"error": exc.message}, status=400)
+        return web.json_response(node)
+
+    async def custody_watch(request: web.Request) -> web.StreamResponse:
+        if custody is None:
+            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        queue = custody.subscribe()
+        try:
+            await response.write((json.dumps({"snapshot": custody.core.snapshot()}) + "\n").encode())
+            stopped = asyncio.ensure_future(stopping.wait())
+            try:
+                while not stopping.is_set():
+                    getting = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait({getting, stopped}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+                    if getting not in done:
+                        getting.cancel()
+                    decision = getting.result() if getting in done else {"keepalive": time.time()}
+                    await response.write((json.dumps(decision) + "\n").encode())
+            finally:
+                stopped.cancel()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            custody.unsubscribe(queue)
+        return response
+
     async def shutdown(_: web.Request) -> web.Response:
         stopping.set()
         return web.json_response({"ok": True})
@@ -125,6 +171,9 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     app.router.add_get("/health", health)
     app.router.add_post("/run", run)
     app.router.add_post("/shutdown", shutdown)
+    app.router.add_get("/custody", custody_state)
+    app.router.add_post("/custody/command", custody_command)
+    app.router.add_get("/custody/watch", custody_watch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -151,8 +200,18 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
             log.warning("not serving scheduled deployments: %s", exc)
         if schedules is not None and schedules.error:
             log.warning("not serving scheduled deployments: %s", schedules.error)
+    if os.environ.get("BATON_NO_CUSTODIAN") != "1":
+        from baton.cli.custody import Custody
+
+        try:
+            custody = Custody(project, run_repair)
+            custody.start()
+        except BatonError as exc:
+            log.warning("the custodian is not running: %s", exc)
     try:
         await stopping.wait()
+        if custody is not None:
+            await custody.stop()
         for task in list(long_runs):  # a canary's record is persisted: the next conductor's tick resumes it
             task.cancel()
         async with asyncio.timeout(60):

@@ -41,6 +41,8 @@ FLOWS: dict[str, str] = {
     "route-clear": "flows.route:route_clear",
     "route-revert": "flows.canary:route_revert",
     "canary-tick": "flows.canary:canary_tick",
+    "heal-restart": "flows.heal:heal_restart",
+    "heal-mock": "flows.heal:heal_mock",
 }
 
 # Flows that run for long and take the project lock only around their steps (so other commands go on), and

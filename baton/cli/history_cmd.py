@@ -53,7 +53,7 @@ def history(ctx: click.Context, node: str | None, action: str | None, since: str
         return
     project = ctx.obj.project()
     runs = _client(project).runs(circuit=project.load().name, node=node, action=action, since=_since(since),
-                                 limit=limit, idle=idle)
+                                 limit=limit, idle=idle, project_tag=project.run_tag)
 
     def human(c: Any) -> None:
         if not runs:
@@ -79,7 +79,7 @@ def history_show(obj: Any, run: str, as_json: bool) -> None:
 
     project = obj.project()
     client = _client(project)
-    found = client.resolve(run, circuit=project.load().name)
+    found = client.resolve(run, circuit=project.load().name, project_tag=project.run_tag)
     summary = RunSummary.from_api(found)
     details = client.details(found["id"])
     payload = {"run": summary.to_json(), **details}

@@ -14,6 +14,7 @@ import click
 
 from baton.cli.deploy_cmd import deploy, deploy_status, teardown
 from baton.cli.export_cmd import export
+from baton.cli.heal_cmd import heal, watch
 from baton.cli.history_cmd import history
 from baton.cli.image_cmd import image
 from baton.cli.logs_cmd import logs
@@ -65,7 +66,7 @@ cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
 for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
-                 deploy_status):
+                 deploy_status, watch, heal):
     cli.add_command(_command)
 
 

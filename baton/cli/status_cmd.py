@@ -50,6 +50,13 @@ def _promotions(project: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _custody(project: Any) -> dict[str, dict[str, Any]]:
+    """Per node: the custodian's state and why (saved by the conductor; nothing when it never ran)."""
+    from baton.custodian.store import CustodyStore
+
+    return CustodyStore(project.state_dir).load().get("nodes") or {}
+
+
 def status_payload(project: Any) -> dict[str, Any]:
     from baton.circuit import CircuitGraph
 
@@ -57,6 +64,7 @@ def status_payload(project: Any) -> dict[str, Any]:
     graph = CircuitGraph.from_config(config)
     runtime = _runtime(project, config)
     promotions = _promotions(project) if runtime else {}
+    custody = _custody(project) if runtime else {}
     nodes = []
     for n in config.nodes:
         live = runtime.get(n.name, {"state": "stopped", "health": "unknown", "detail": "", "service": None})
@@ -76,6 +84,9 @@ def status_payload(project: Any) -> dict[str, Any]:
             "dependents": list(graph.dependents(n.name)),
             "canary": promotions.get(n.name, {}).get("canary"),
             "warm": promotions.get(n.name, {}).get("warm"),
+            "custodian": {k: custody[n.name][k] for k in ("status", "reason", "paused", "failures",
+                                                          "failed_restarts", "restarts", "waiting_on")}
+            if n.name in custody else None,
         })
     return {
         "name": config.name,
@@ -89,12 +100,17 @@ def status_payload(project: Any) -> dict[str, Any]:
     }
 
 
+ESCALATED = ("mocked", "faulted")
+
+
 @click.command()
+@click.option("--check", is_flag=True, help="Exit 1 when the custodian has escalated a node (mocked or faulted).")
 @json_option
 @click.pass_obj
-def status(obj: Any, as_json: bool) -> None:
-    """Show the circuit: nodes, edges, start order."""
+def status(obj: Any, check: bool, as_json: bool) -> None:
+    """Show the circuit: nodes, edges, start order, and what the custodian says of each node."""
     payload = status_payload(obj.project())
+    escalated = [n for n in payload["nodes"] if n["custodian"] and n["custodian"]["status"] in ESCALATED]
 
     def human(c: Any) -> None:
         c.print(f"Circuit [bold]{payload['name']}[/] (baton.yaml v{payload['version']}) at {payload['path']}: "
@@ -115,6 +131,10 @@ def status(obj: Any, as_json: bool) -> None:
                         f"(next evaluation in {canary['next_evaluation_in_s']:g} s)")
             elif canary:
                 c.print(f"{n['name']}: last canary {canary['phase'].lower()}: {canary['reason']}")
+            keeper = n["custodian"]
+            if keeper and keeper["status"] != "healthy":
+                paused = " (healing paused)" if keeper["paused"] else ""
+                c.print(f"[bold]{n['name']}[/] custodian: {keeper['status']}{paused}: {keeper['reason']}")
             if n["warm"]:
                 c.print(f"{n['name']}: previous version warm on port {n['warm']['port']} for {n['warm']['for_s']:g} s "
                         f"(`baton route revert {n['name']}`)")
@@ -126,3 +146,8 @@ def status(obj: Any, as_json: bool) -> None:
             c.print(f"[yellow]Cycle:[/] {' -> '.join(cycle)} (these nodes start together)")
 
     emit(as_json, payload, human)
+    if check and escalated:
+        names = ", ".join(f"{n['name']} ({n['custodian']['status']})" for n in escalated)
+        click.echo(f"error: the custodian escalated {names}; see `baton watch` and `baton logs`, then "
+                   "`baton heal resume <node>` or slot a fixed version.", err=True)
+        raise click.exceptions.Exit(1)

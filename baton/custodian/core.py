@@ -213,6 +213,9 @@ class CustodianCore:
         if custody.repair is not None:  # the old instance's answers say nothing while it is being replaced
             return
         if probe.incarnation and probe.incarnation != custody.incarnation:
+            if custody.status in ESCALATED and custody.incarnation:  # someone slotted a new instance: start over
+                custody.failures, custody.failed_restarts, custody.backoff_s, custody.next_attempt_at = 0, 0, 0.0, 0.0
+                self._decide(custody, Status.WATCHING, "a new instance was slotted")
             custody.incarnation, self.dirty = probe.incarnation, True
         if probe.command:
             custody.command = probe.command
@@ -224,6 +227,7 @@ class CustodianCore:
                 self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
             return
         custody.failures += 1
+        custody.exited = probe.exited
         custody.healthy_since = None
         self.dirty = True
         if custody.status is Status.RESTARTED:  # the restarted service fails again: that restart failed
@@ -241,8 +245,13 @@ class CustodianCore:
         self.gate.closed(done.ok, done.blame, now)
         self.dirty = True
         if done.kind == "restart":
+            from_mock, custody.from_mock = custody.from_mock, False
             if done.ok:
                 self._decide(custody, Status.RESTARTED, f"restarted ({done.detail or 'service ready'}); confirming")
+            elif from_mock:  # nothing to probe: it is still served from its mock
+                custody.restart_failed(self.policy, now)
+                self._decide(custody, Status.MOCKED, f"the restart asked for failed: {done.detail}; still served "
+                                                     "from its mock")
             else:
                 custody.restart_failed(self.policy, now)
                 self._decide(custody, Status.FAILING, f"restart {custody.restarts} failed: {done.detail}; next attempt "
@@ -267,6 +276,7 @@ class CustodianCore:
             if custody.status in ESCALATED:  # try again from the start
                 custody.failed_restarts, custody.backoff_s, custody.next_attempt_at = 0, 0.0, 0.0
                 custody.failures = self.policy.restart_after
+                custody.from_mock, custody.incarnation = True, ""  # the mock serves now: no instance to check
                 self._decide(custody, Status.FAILING, "healing resumed by hand: restarting")
             else:
                 self._decide(custody, custody.status, f"healing resumed ({custody.reason})")
@@ -296,10 +306,9 @@ class CustodianCore:
                     custody.waiting_on = blamed
                     self._decide(custody, Status.WAITING, f"failing while its dependency {blamed} is "
                                                           f"{self.nodes[blamed].status.value}: not restarted")
-                elif not blamed and custody.status is Status.WAITING:
-                    custody.waiting_on = ""
-                    self._decide(custody, Status.FAILING, f"its dependencies are healthy again; "
-                                                          f"{custody.failures} failed probes in a row")
+                elif not blamed and custody.status is Status.WAITING:  # what failed so far was explained
+                    custody.waiting_on, custody.failures = "", 0
+                    self._decide(custody, Status.FAILING, "its dependencies are healthy again: counting afresh")
             faulted = [d for d in self.dependencies.get(name, [])
                        if d in self.nodes and self.nodes[d].status is Status.FAULTED]
             if custody.status is Status.HEALTHY and faulted:
@@ -320,9 +329,9 @@ class CustodianCore:
                 orders.append(RepairOrder(name, "mock", uuid.uuid4().hex[:12],
                                           f"{custody.failures} failed probes, {custody.failed_restarts} failed "
                                           "restarts", custody.command))
-            elif custody.failures >= self.policy.restart_after and now >= custody.next_attempt_at:
-                orders.append(RepairOrder(name, "restart", uuid.uuid4().hex[:12],
-                                          f"{custody.failures} failed probes in a row", custody.command))
+            elif (custody.failures >= self.policy.restart_after or custody.exited) and now >= custody.next_attempt_at:
+                why = "the service exited" if custody.exited else f"{custody.failures} failed probes in a row"
+                orders.append(RepairOrder(name, "restart", uuid.uuid4().hex[:12], why, custody.command))
         return orders
 
     def dispatch_ready(self) -> list[RepairOrder]:
@@ -336,6 +345,7 @@ class CustodianCore:
                 continue
             self.gate.opened(now)
             custody.repair = {"kind": order.kind, "id": order.repair_id, "started_at": now, "reason": order.reason}
+            custody.exited = False
             if order.kind == "restart":
                 custody.restarts += 1
                 self._decide(custody, Status.RESTARTING, f"restart {custody.restarts}: {order.reason}")

@@ -17,6 +17,7 @@ class ProbeResult:
     detail: str = ""
     incarnation: str = ""
     command: str = ""
+    exited: bool = False  # the process or container is gone: it will not come back by itself
 
 
 @dataclass(frozen=True)

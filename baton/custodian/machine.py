@@ -69,6 +69,8 @@ class NodeCustody:
     repair: dict[str, Any] | None = None  # the repair in flight: kind, id, started_at
     waiting_on: str = ""  # the dependency that explains its failures
     reobserve: bool = False  # state came from disk: decide nothing until a fresh probe
+    exited: bool = False  # the latest failure was an exit: restart without waiting for more failures
+    from_mock: bool = False  # a restart asked for by `heal resume` of a mocked node: it stays mocked if it fails
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class NodeCustody:
                 "backoff_s": self.backoff_s, "next_attempt_at": self.next_attempt_at,
                 "healthy_since": self.healthy_since, "changed_at": self.changed_at, "incarnation": self.incarnation,
                 "command": self.command, "repair": self.repair, "waiting_on": self.waiting_on,
+                "from_mock": self.from_mock,
                 "history": list(self.history)}
 
     @classmethod
@@ -88,7 +91,8 @@ class NodeCustody:
                       next_attempt_at=float(data.get("next_attempt_at", 0.0)),
                       healthy_since=data.get("healthy_since"), changed_at=float(data.get("changed_at", 0.0)),
                       incarnation=data.get("incarnation", ""), command=data.get("command", ""),
-                      repair=data.get("repair"), waiting_on=data.get("waiting_on", ""))
+                      repair=data.get("repair"), waiting_on=data.get("waiting_on", ""),
+                      from_mock=bool(data.get("from_mock")))
         custody.history = deque(data.get("history") or [], maxlen=history)
         return custody
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import get_json, ok, run_baton, run_details
+from baton_cli import get_json, ok, run_baton, run_details, wait_for
 from load import Load
 
 pytestmark = pytest.mark.integration
@@ -28,14 +28,6 @@ def _deployments(api_url: str, tag: str) -> list[dict]:
         return json.loads(response.read())
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Path, prefect_api: str) -> None:
@@ -59,7 +51,7 @@ def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Pat
                 return node if node["canary"] and not node["canary"]["in_flight"] else None
 
             try:
-                node = _wait_for(finished, 90, "the tick to conclude the canary")
+                node = wait_for(finished, 90, "the tick to conclude the canary")
             except AssertionError:
                 shown = run_baton("history", "--idle", "--limit", "8", cwd=project).stdout
                 log = (project / ".baton" / "conductor.log").read_text()[-3000:]

@@ -2,7 +2,8 @@
 
 Usage: python versioned.py VERSION [fail|slow]  (listens on $BATON_SERVICE_PORT, HTTP/1.1 keep-alive)
   fail: every answer is a 500; slow: every answer takes 0.6 s; die: exits 4 s after starting
-  (connections are refused from then on).
+  (connections are refused from then on); once MARKER: serves the first time, and crashes at start
+  whenever MARKER exists (a service that cannot be restarted).
 """
 
 import json
@@ -32,6 +33,15 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+
+if MODE == "once":
+    from pathlib import Path
+
+    marker = Path(sys.argv[3])
+    if marker.exists():
+        print("ERROR cannot start: the marker says this service already ran", flush=True)
+        sys.exit(3)
+    marker.write_text("ran")
 
 if MODE == "die":
     import threading

@@ -1,0 +1,199 @@
+"""The custodian inside the conductor: the effects around the pure core (``baton.custodian``).
+
+Five event sources feed one inbox: probes of every slotted service (observations), a timer, commands
+from the CLI (``baton heal pause|resume``), the results of the repair flows it launched, and the core's
+own dispatch. Repairs run as flows (``heal-restart-<node>``, ``heal-mock-<node>``) one at a time with the
+CLI's runs, so they land in ``baton history`` with their reason. Decisions go to ``.baton/events.jsonl``,
+to the conductor's log and to every ``baton watch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from baton.custodian import Command, CustodianCore, CustodyPolicy, ProbeResult, RepairFinished, RepairOrder, Tick
+from baton.custodian.store import CustodyStore
+from baton.errors import BatonError, UsageError
+
+__all__ = ["Custody", "policy_from_env"]
+
+log = logging.getLogger(__name__)
+EVENTS_FILE = "events.jsonl"
+EVENTS_MAX_BYTES = 5 * 1024 * 1024
+RunRepair = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+def policy_from_env(environ: dict[str, str] | None = None) -> CustodyPolicy:
+    environ = dict(os.environ) if environ is None else environ
+    def seconds(name: str, default: str) -> float:
+        raw = environ.get(name, default)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if value <= 0:
+            raise BatonError(f"{name} expects a positive number of seconds, found {raw!r}.")
+        return value
+
+    return CustodyPolicy(probe_interval_s=seconds("BATON_PROBE_INTERVAL_S", "5"),
+                         backoff_initial_s=seconds("BATON_BACKOFF_INITIAL_S", "1"))
+
+
+class Custody:
+    def __init__(self, project: Any, run_repair: RunRepair, policy: CustodyPolicy | None = None) -> None:
+        self.project = project
+        self.run_repair = run_repair
+        self.store = CustodyStore(project.state_dir)
+        self.core = CustodianCore(self._dependencies(), policy=policy or policy_from_env(), clock=time.time,
+                                  launch=self._launch, save=self.store.save)
+        self.core.restore(self.store.load())
+        self.core.listeners.append(self._record)
+        self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for coroutine in (self.core.run(), self._probe_loop(), self._timer_loop()):
+            self._spawn(coroutine)
+
+    async def stop(self) -> None:
+        self.core.shutting_down = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.core.persist()
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    def _dependencies(self) -> dict[str, list[str]]:
+        from baton.circuit import CircuitGraph
+
+        config = self.project.load()
+        graph = CircuitGraph.from_config(config)
+        return {n.name: list(graph.dependencies(n.name)) for n in config.nodes}
+
+    def _project_busy(self) -> bool:
+        """A command holds the project (it is changing what runs): its changes are not failures."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.project.state_dir / "project.lock"), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    async def _probe_loop(self) -> None:
+        from baton.state import StateStore
+        from tasks.observe import probe_services
+
+        store = StateStore(self.project.state_dir)
+        while True:
+            try:
+                await self._probe_once(store, probe_services)
+            except Exception:  # noqa: BLE001 - an observation source never dies of one bad round
+                log.exception("custodian: probing failed")
+            await asyncio.sleep(self.core.policy.probe_interval_s)
+
+    async def _probe_once(self, store: Any, probe_services: Any) -> None:
+        if await asyncio.to_thread(self._project_busy):
+            return
+        before = store.path.stat().st_mtime_ns if store.path.exists() else 0
+        config = self.project.load()
+        results = await probe_services(self.project.state_dir, config)
+        after = store.path.stat().st_mtime_ns if store.path.exists() else 0
+        if before != after:  # a command changed the circuit while we probed: judge the next round instead
+            return
+        self.core.dependencies = self._dependencies()
+        watched = {r["node"] for r in results}
+        for name in list(self.core.nodes):
+            custody = self.core.nodes[name]
+            if name not in watched and custody.repair is None and custody.status.value not in ("mocked", "faulted"):
+                self.core.forget(name)  # unslotted or down: nothing to keep healthy
+        for r in results:
+            self.core.post(ProbeResult(r["node"], r["ok"], r["detail"], r["incarnation"], r["command"],
+                                       exited=r.get("exited", False)))
+
+    async def _timer_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.core.post(Tick())
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def _launch(self, order: RepairOrder) -> None:
+        self._spawn(self._repair(order))
+
+    async def _repair(self, order: RepairOrder) -> None:
+        custody = self.core.nodes.get(order.node)
+        expected = custody.incarnation if custody else ""
+        action = "heal-restart" if order.kind == "restart" else "heal-mock"
+        params: dict[str, Any] = {"node": order.node, "reason": order.reason, "expected": expected}
+        if order.kind == "restart":
+            params["command"] = order.command
+        ok, detail, blame = False, "", "service"
+        try:
+            result = await self.run_repair(action, params)
+            ok = not (result or {}).get("skipped")
+            detail = (result or {}).get("skipped") or (f"ready after {result['ready_after_s']} s"
+                                                       if result and "ready_after_s" in result else "")
+        except UsageError as exc:
+            detail = exc.message
+        except BatonError as exc:
+            detail = exc.message
+            blame = "service" if type(exc).__name__ == "ServiceNotReady" else "provider"
+        except Exception as exc:  # noqa: BLE001 - the flow's own failure: the provider machinery
+            detail, blame = f"{type(exc).__name__}: {exc}", "provider"
+        await self.core.send(RepairFinished(order.node, order.kind, order.repair_id, ok, detail, blame))
+
+    # -- commands and watchers --------------------------------------------------------------------------
+
+    async def command(self, kind: str, node: str) -> dict[str, Any]:
+        if kind not in ("pause", "resume"):
+            raise UsageError(f"heal expects pause or resume, found {kind!r}.")
+        known = [n.name for n in self.project.load().nodes]
+        if node not in known:
+            raise UsageError(f"no node named {node!r}; known nodes: {', '.join(known) or 'none'}.")
+        await self.core.send(Command(kind, node))
+        for _ in range(200):  # handled in order: wait until the core has taken it
+            if self.core.inbox.empty():
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)
+        return self.core.node(node).to_json()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self.watchers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.watchers.discard(queue)
+
+    def _record(self, decision: dict[str, Any]) -> None:
+        log.info("custodian: %s %s: %s", decision["node"], decision["status"], decision["reason"])
+        for queue in list(self.watchers):
+            with contextlib.suppress(asyncio.QueueFull):  # a watcher that cannot keep up misses lines
+                queue.put_nowait(decision)
+        path = self.project.state_dir / EVENTS_FILE
+        with contextlib.suppress(OSError):
+            if path.exists() and path.stat().st_size > EVENTS_MAX_BYTES:
+                path.replace(path.with_suffix(".jsonl.1"))
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"kind": "custodian", "timestamp": decision["at"], "node_name": decision["node"],
+                                         "status": decision["status"], "reason": decision["reason"]}) + "\n")
