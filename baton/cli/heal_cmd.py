@@ -44,7 +44,8 @@ def watch(obj: Any, once: bool, as_json: bool) -> None:
                     sys.stdout.flush()
                 else:
                     if not nodes:
-                        out.print("The custodian watches no service yet: `baton slot <node> <command>`.")
+                        out.print(f"No verdict yet: the custodian probes every slotted service every "
+                                  f"{item['snapshot']['policy']['probe_interval_s']:g} s (`baton slot <node> <command>` one).")
                     for name, node in nodes.items():
                         paused = " (paused)" if node["paused"] else ""
                         out.print(f"[bold]{name}[/]: {node['status']}{paused}: {node['reason']}")
