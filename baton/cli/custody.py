@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from baton.custodian import Command, CustodianCore, CustodyPolicy, ProbeResult, RepairFinished, RepairOrder, Tick
+from baton.custodian.events import ProbeRound
 from baton.custodian.store import CustodyStore
 from baton.errors import BatonError, UsageError
 
@@ -52,11 +53,12 @@ class Custody:
         self.run_repair = run_repair
         self.store = CustodyStore(project.state_dir)
         self.core = CustodianCore(self._dependencies(), policy=policy or policy_from_env(), clock=time.time,
-                                  launch=self._launch, save=self.store.save)
+                                  launch=self._launch, abort=self._abort, save=self.store.save)
         self.core.restore(self.store.load())
         self.core.listeners.append(self._record)
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._repairs: dict[str, asyncio.Task[Any]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -120,14 +122,10 @@ class Custody:
         if before != after:  # a command changed the circuit while we probed: judge the next round instead
             return
         self.core.dependencies = self._dependencies()
-        watched = {r["node"] for r in results}
-        for name in list(self.core.nodes):
-            custody = self.core.nodes[name]
-            if name not in watched and custody.repair is None and custody.status.value not in ("mocked", "faulted"):
-                self.core.forget(name)  # unslotted or down: nothing to keep healthy
         for r in results:
             self.core.post(ProbeResult(r["node"], r["ok"], r["detail"], r["incarnation"], r["command"],
                                        exited=r.get("exited", False)))
+        self.core.post(ProbeRound(tuple(r["node"] for r in results), running=store.load().running))
 
     async def _timer_loop(self) -> None:
         while True:
@@ -137,7 +135,14 @@ class Custody:
     # -- dispatch ---------------------------------------------------------------------------------
 
     def _launch(self, order: RepairOrder) -> None:
-        self._spawn(self._repair(order))
+        task = self._spawn(self._repair(order))
+        self._repairs[order.repair_id] = task
+        task.add_done_callback(lambda _: self._repairs.pop(order.repair_id, None))
+
+    def _abort(self, repair_id: str) -> None:
+        task = self._repairs.get(repair_id)
+        if task is not None:
+            task.cancel()
 
     async def _repair(self, order: RepairOrder) -> None:
         custody = self.core.nodes.get(order.node)
@@ -146,7 +151,7 @@ class Custody:
         params: dict[str, Any] = {"node": order.node, "reason": order.reason, "expected": expected}
         if order.kind == "restart":
             params["command"] = order.command
-        ok, detail, blame = False, "", "service"
+        ok, detail, blame, cancelled = False, "", "service", False
         try:
             result = await self.run_repair(action, params)
             ok = not (result or {}).get("skipped")
@@ -157,15 +162,19 @@ class Custody:
         except BatonError as exc:
             detail = exc.message
             blame = "service" if type(exc).__name__ == "ServiceNotReady" else "provider"
+        except asyncio.CancelledError:
+            if self.core.shutting_down:
+                raise
+            detail, cancelled = "cancelled by hand", True
         except Exception as exc:  # noqa: BLE001 - the flow's own failure: the provider machinery
             detail, blame = f"{type(exc).__name__}: {exc}", "provider"
-        await self.core.send(RepairFinished(order.node, order.kind, order.repair_id, ok, detail, blame))
+        await self.core.send(RepairFinished(order.node, order.kind, order.repair_id, ok, detail, blame, cancelled))
 
     # -- commands and watchers --------------------------------------------------------------------------
 
     async def command(self, kind: str, node: str) -> dict[str, Any]:
-        if kind not in ("pause", "resume"):
-            raise UsageError(f"heal expects pause or resume, found {kind!r}.")
+        if kind not in ("pause", "resume", "cancel"):
+            raise UsageError(f"heal expects pause, resume or cancel, found {kind!r}.")
         known = [n.name for n in self.project.load().nodes]
         if node not in known:
             raise UsageError(f"no node named {node!r}; known nodes: {', '.join(known) or 'none'}.")

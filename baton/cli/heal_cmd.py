@@ -63,7 +63,7 @@ def watch(obj: Any, once: bool, as_json: bool) -> None:
 
 @click.group()
 def heal() -> None:
-    """Pause or resume the custodian's healing of a node."""
+    """Pause, resume or cancel the custodian's healing of a node."""
 
 
 def _heal_command(kind: str, text: str):  # noqa: ANN202
@@ -80,4 +80,5 @@ def _heal_command(kind: str, text: str):  # noqa: ANN202
 
 
 heal_pause = _heal_command("pause", "Stop repairing NODE (probes go on; nothing is restarted or mocked).")
+heal_cancel = _heal_command("cancel", "Cancel NODE's repair in flight (its flow run ends Cancelled) and pause healing.")
 heal_resume = _heal_command("resume", "Repair NODE again; a mocked or faulted node is restarted from the start.")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.custodian.events import Command, Event, ProbeResult, RepairFinished, Tick
+from baton.custodian.events import Command, Event, ProbeResult, ProbeRound, RepairFinished, Tick
 from baton.custodian.machine import ESCALATED, CustodyPolicy, NodeCustody, Status
 
 __all__ = ["CustodianCore", "RepairOrder", "ProviderGate"]
@@ -89,11 +89,13 @@ class CustodianCore:
 
     def __init__(self, dependencies: Mapping[str, Sequence[str]], *, policy: CustodyPolicy | None = None,
                  clock: Callable[[], float], launch: Callable[[RepairOrder], None] | None = None,
+                 abort: Callable[[str], None] | None = None,
                  save: Callable[[dict[str, Any]], None] | None = None, gate: ProviderGate | None = None,
                  inbox_size: int = 1000, decisions_kept: int = 500) -> None:
         self.policy = policy or CustodyPolicy()
         self.clock = clock
         self.launch = launch or (lambda order: None)
+        self.abort = abort or (lambda repair_id: None)
         self.save = save
         self.gate = gate or ProviderGate()
         self.dependencies = {n: list(d) for n, d in dependencies.items()}
@@ -199,12 +201,16 @@ class CustodianCore:
             self._on_command(event)
         elif isinstance(event, Tick):
             self._on_tick()
+        elif isinstance(event, ProbeRound):
+            self._on_round(event)
         self._propagate()
 
-    def forget(self, node: str) -> None:
-        """The node is no longer slotted (mocked by hand, unslotted, circuit down)."""
-        if self.nodes.pop(node, None) is not None:
-            self.dirty = True
+    def _on_round(self, probed: ProbeRound) -> None:
+        for name in [n for n in self.nodes if n not in probed.watched]:
+            custody = self.nodes[name]
+            if custody.repair is None and not (custody.status in ESCALATED and probed.running):
+                del self.nodes[name]
+                self.dirty = True
 
     def _on_probe(self, probe: ProbeResult) -> None:
         custody = self.node(probe.node)
@@ -242,8 +248,12 @@ class CustodianCore:
         if custody.repair is None or custody.repair.get("id") != done.repair_id:
             return  # a result from before a restart of the conductor: already accounted for
         custody.repair = None
-        self.gate.closed(done.ok, done.blame, now)
+        self.gate.closed(done.ok, done.blame if not done.cancelled else "service", now)
         self.dirty = True
+        if done.cancelled:
+            custody.from_mock = False
+            self._decide(custody, Status.FAILING, f"the {done.kind} was cancelled by hand; healing paused")
+            return
         if done.kind == "restart":
             from_mock, custody.from_mock = custody.from_mock, False
             if done.ok:
@@ -271,6 +281,13 @@ class CustodianCore:
         if command.kind == "pause":
             custody.paused, self.dirty = True, True
             self._decide(custody, custody.status, f"healing paused by hand ({custody.reason})")
+        elif command.kind == "cancel":
+            custody.paused, self.dirty = True, True
+            if custody.repair is not None:
+                custody.repair = {**custody.repair, "cancel": "requested"}
+                self._decide(custody, custody.status, f"cancelling the {custody.repair['kind']} in flight")
+            else:
+                self._decide(custody, custody.status, f"nothing in flight to cancel; healing paused ({custody.reason})")
         elif command.kind == "resume":
             custody.paused, self.dirty = False, True
             if custody.status in ESCALATED:  # try again from the start
@@ -336,6 +353,11 @@ class CustodianCore:
 
     def dispatch_ready(self) -> list[RepairOrder]:
         now = self.clock()
+        for custody in self.nodes.values():  # cancellations asked for: the effect, once
+            if custody.repair is not None and custody.repair.get("cancel") == "requested":
+                custody.repair = {**custody.repair, "cancel": "sent"}
+                self.dirty = True
+                self.abort(custody.repair["id"])
         started = []
         for order in self.ready_repairs():
             held = self.gate.admits(now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Event", "ProbeResult", "Tick", "Command", "RepairFinished", "COMMANDS"]
+__all__ = ["Event", "ProbeResult", "ProbeRound", "Tick", "Command", "RepairFinished", "COMMANDS"]
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,27 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class ProbeRound:
+    """A round of probes ended: ``watched`` were slotted and probed; any other node is no longer slotted
+    (unslotted, or the circuit is down when not ``running``) and leaves custody, unless it was escalated
+    (mocked or faulted: it stays so while the circuit runs) or a repair of it is in flight."""
+
+    watched: tuple[str, ...]
+    running: bool = True
+
+
+@dataclass(frozen=True)
 class Tick:
     """The timer: backoffs expire, breakers half-open, long-healthy nodes get their backoff reset."""
 
 
-COMMANDS = ("pause", "resume", "shutdown")
+COMMANDS = ("pause", "resume", "cancel", "shutdown")
 
 
 @dataclass(frozen=True)
 class Command:
-    """From the CLI: pause or resume healing of a node, or shut the core down."""
+    """From the CLI: pause or resume healing of a node, cancel its repair in flight (and pause), or shut the core
+    down."""
 
     kind: str
     node: str = ""
@@ -47,6 +58,7 @@ class RepairFinished:
     ok: bool
     detail: str = ""
     blame: str = "service"
+    cancelled: bool = False  # stopped by `baton heal cancel`: not a failed repair
 
 
-Event = ProbeResult | Tick | Command | RepairFinished
+Event = ProbeResult | ProbeRound | Tick | Command | RepairFinished

@@ -159,3 +159,37 @@ def test_paused_healing_leaves_a_dead_service_alone_until_resumed(circuit: Path)
     assert "api custodian: failing (healing paused): the service exited" in human, human
     ok(run_baton("heal", "resume", "api", cwd=project, env=FAST))
     wait_for(lambda: (_answer(url) or {}).get("version") == "v1", 60, "the service restarted after resume")
+
+
+def test_cancel_stops_a_repair_in_flight_and_pauses_healing(circuit: Path, tmp_path: Path) -> None:
+    project = circuit
+    _up(project, FAST)
+    ok(run_baton("slot", "api", f"{SERVICE} v1 late {tmp_path / 'started'}", cwd=project, env=FAST))
+    wait_for(lambda: (_status(project)["custodian"] or {}).get("status") == "healthy", 30, "a healthy verdict")
+    state = json.loads((project / ".baton" / "state.json").read_text())
+    os.killpg(state["adapters"]["api"]["service"]["process"]["pid"], signal.SIGKILL)
+    wait_for(lambda: (_status(project)["custodian"] or {}).get("status") == "restarting", 30, "the restart")
+    cancelled = ok(run_baton("heal", "cancel", "api", "--json", cwd=project, env=FAST)).json()
+    assert cancelled["paused"] is True
+    custody = project / ".baton" / "custodian.json"
+
+    def cancelled_entry():
+        node = json.loads(custody.read_text())["nodes"]["api"]
+        return node if any("cancelled by hand" in h["reason"] for h in node["history"]) else None
+
+    node = wait_for(cancelled_entry, 30, "the cancellation")
+    assert node["status"] == "failing" and node["paused"] and node["failed_restarts"] == 0 and node["repair"] is None
+    time.sleep(3)  # probes go on failing; paused, nothing restarts it
+    assert json.loads(custody.read_text())["nodes"]["api"]["restarts"] == 1
+    runs = ok(run_baton("history", "--node", "api", "--json", cwd=project)).json()["runs"]
+    restart = next(r for r in runs if r["name"] == "heal-restart-api")
+    assert restart["state"] in ("Cancelled", "Crashed", "Failed"), restart
+    assert not any(p.endswith(f"late {tmp_path / 'started'}") for p in _service_commands(project))
+
+
+def _service_commands(project: Path) -> list[str]:
+    """Command lines of the processes still running for the project's services (the cancelled restart's
+    half-started service must not be among them)."""
+    from baton_cli import processes_under
+
+    return [line.split(": ", 1)[1].strip() for line in processes_under(project) if "versioned.py" in line]

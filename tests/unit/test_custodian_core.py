@@ -310,3 +310,31 @@ def test_a_new_instance_slotted_onto_a_mocked_node_is_watched_afresh() -> None:
     core.step(ProbeResult("api", ok=False, detail="no answer", incarnation="p9"))
     custody = core.nodes["api"]
     assert custody.status is Status.FAILING and custody.failures == 1 and custody.failed_restarts == 0
+
+
+def test_a_node_no_longer_slotted_leaves_custody_but_an_escalated_one_stays_while_the_circuit_runs() -> None:
+    from baton.custodian.events import ProbeRound
+
+    core, _, launched, _ = make({"api": [], "db": []})
+    ok(core, "db")
+    mocked(core, launched)
+    core.step(ProbeRound(watched=(), running=True))
+    assert set(core.nodes) == {"api"}  # db was unslotted; api is mocked and stays so
+    core.step(ProbeRound(watched=(), running=False))
+    assert core.nodes == {}
+
+
+def test_cancel_aborts_the_repair_in_flight_once_and_pauses() -> None:
+    clock = Clock()
+    launched, aborted = [], []
+    core = CustodianCore({"api": []}, clock=clock, launch=launched.append, abort=aborted.append)
+    fail(core, n=3)
+    core.step(Command("cancel", "api"))
+    core.step(Tick())
+    assert aborted == [launched[0].repair_id]  # asked once, not at every turn
+    core.step(RepairFinished("api", "restart", launched[0].repair_id, False, "cancelled by hand", cancelled=True))
+    custody = core.nodes["api"]
+    assert custody.paused and custody.failed_restarts == 0 and custody.repair is None
+    assert "cancelled by hand; healing paused" in custody.reason
+    fail(core, n=3)
+    assert len(launched) == 1  # paused: nothing more until resumed

@@ -3,7 +3,8 @@
 Usage: python versioned.py VERSION [fail|slow]  (listens on $BATON_SERVICE_PORT, HTTP/1.1 keep-alive)
   fail: every answer is a 500; slow: every answer takes 0.6 s; die: exits 4 s after starting
   (connections are refused from then on); once MARKER: serves the first time, and crashes at start
-  whenever MARKER exists (a service that cannot be restarted).
+  whenever MARKER exists (a service that cannot be restarted); late MARKER: serves the first time, and
+  takes a minute to start whenever MARKER exists (a restart that stays in flight).
 """
 
 import json
@@ -41,6 +42,14 @@ if MODE == "once":
     if marker.exists():
         print("ERROR cannot start: the marker says this service already ran", flush=True)
         sys.exit(3)
+    marker.write_text("ran")
+
+if MODE == "late":
+    from pathlib import Path
+
+    marker = Path(sys.argv[3])
+    if marker.exists():
+        time.sleep(60)
     marker.write_text("ran")
 
 if MODE == "die":
