@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,8 +96,39 @@ def retry_transient(task: object, task_run: object, state: object) -> bool:
 
 
 def step(name: str, **options: Any) -> Any:
-    """``@task`` for Baton's steps: every call does its work (side effects are never served from a cache)."""
-    from prefect import task
+    """``@task`` for Baton's steps: every call does its work (side effects are never served from a cache), and
+    its task run carries no tags.
+
+    The run's tags (action, circuit, node, project...) belong on the flow run, where ``baton history`` looks
+    for them. Prefect makes every tagged task run take a concurrency slot per tag through the API: a write
+    per tag and task that, on the embedded SQLite server, now and then meets a busy database and a 2 s
+    client back-off. Untagged steps skip it."""
     from prefect.cache_policies import NO_CACHE
 
-    return task(name=name, cache_policy=NO_CACHE, persist_result=False, **options)
+    def decorate(fn: Any) -> Any:
+        return _step_class()(fn=fn, name=name, cache_policy=NO_CACHE, persist_result=False, **options)
+
+    return decorate
+
+
+@functools.cache
+def _step_class() -> type:
+    """A Prefect ``Task`` whose runs start outside the caller's tags (built on first use: Prefect is imported
+    lazily, so commands that only read state stay fast)."""
+    from prefect import Task
+    from prefect.context import TagsContext
+
+    class Step(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            call = super().__call__
+            if not self.isasync:
+                with TagsContext(current_tags=set()):
+                    return call(*args, **kwargs)
+
+            async def untagged() -> Any:
+                with TagsContext(current_tags=set()):
+                    return await call(*args, **kwargs)
+
+            return untagged()
+
+    return Step
