@@ -11,7 +11,7 @@ from flows.slot import slot
 from flows.up import up
 from tasks.circuit import choose_provider, registered_services
 from tasks.images import build_service_image
-from tasks.observe import observe_circuit
+from tasks.circuit import observe_circuit
 
 __all__ = ["deploy", "teardown", "deploy_status"]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 from baton.state import CircuitState, ServiceSlot, now_iso
 from tasks.context import open_circuit, step
+from tasks.observe import STOPPED, observe_nodes
 
-__all__ = ["choose_provider", "registered_services", "circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime"]
+__all__ = ["choose_provider", "registered_services", "circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime", "observe_circuit"]
 
 
 def circuit_nodes(root: str) -> list[str]:
@@ -126,3 +128,14 @@ def registered_services(root: str) -> list[tuple[str, str]]:
     circuit = open_circuit(root)
     services = [load_service(circuit.project.resolve(d), label=d) for d in circuit.config.services]
     return [(s.manifest.name, str(s.directory)) for s in services]
+
+
+@step("observe-circuit")
+async def observe_circuit(root: str) -> dict[str, Any]:
+    """Snapshot of every node's state and health (for deploy-status runs)."""
+    circuit = open_circuit(root)
+    nodes = await observe_nodes(circuit.state_dir, circuit.config)
+    state = circuit.state()
+    return {"provider": state.provider, "running": state.running,
+            "containers": sorted(c for h in state.hosts.values() for c in h.containers),
+            "nodes": {name: nodes.get(name, STOPPED) for name in (n.name for n in circuit.config.nodes)}}

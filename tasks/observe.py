@@ -1,4 +1,5 @@
-"""Observing a running circuit: what serves each node and what its adapter says of its health."""
+"""Observing a running circuit: what serves each node and what its adapter says of its health, and the
+custodian's probes. Plain functions, no Prefect: `baton status` imports this and must stay fast."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from typing import Any
 
 from baton.control import ControlClient, ControlError
 from baton.state import StateStore
-from tasks.context import step
 
-__all__ = ["observe_nodes", "observe_circuit", "probe_services", "incarnation_of"]
+__all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of"]
 
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
 
@@ -53,19 +53,6 @@ async def observe_nodes(state_dir: Path, config: Any) -> dict[str, dict[str, Any
 
     results = await asyncio.gather(*(probe(n) for n in config.nodes))
     return {n.name: info for n, info in zip(config.nodes, results, strict=True)}
-
-
-@step("observe-circuit")
-async def observe_circuit(root: str) -> dict[str, Any]:
-    """Snapshot of every node's state and health (for deploy-status runs)."""
-    from tasks.context import open_circuit
-
-    circuit = open_circuit(root)
-    nodes = await observe_nodes(circuit.state_dir, circuit.config)
-    state = circuit.state()
-    return {"provider": state.provider, "running": state.running,
-            "containers": sorted(c for h in state.hosts.values() for c in h.containers),
-            "nodes": {name: nodes.get(name, STOPPED) for name in (n.name for n in circuit.config.nodes)}}
 
 
 def incarnation_of(slot: Any) -> str:
