@@ -115,8 +115,15 @@ class HistoryClient:
             "flow_runs": {"tags": {"all_": ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else [])]},
                           "state": {"type": {"not_any_": ["SCHEDULED"]}}},
             "sort": "EXPECTED_START_TIME_DESC", "limit": 200}) or []
+        # ids are time-ordered (runs planned together share their first digits): the short id shown is the end
+        by_id = [run for run in found if len(ref) >= 6 and (run["id"].endswith(ref) or run["id"].startswith(ref))]
+        if len(by_id) > 1:
+            raise UsageError(f"{ref!r} matches {len(by_id)} runs; give more of the id, as `baton history --json` "
+                             "shows it.")
+        if by_id:
+            return by_id[0]
         for run in found:
-            if run["id"].startswith(ref) or run.get("name") == ref:
+            if run.get("name") == ref:
                 return run
         raise UsageError(f"no run {ref!r} in this circuit's history; `baton history` lists run names and ids.")
 

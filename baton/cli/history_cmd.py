@@ -62,7 +62,7 @@ def history(ctx: click.Context, node: str | None, action: str | None, since: str
         c.print(table("History (newest first)", ("started", "run", "actor", "state", "duration", "parameters", "id"), [
             (r.started[:19].replace("T", " "), r.name, r.actor, r.state,
              f"{r.duration_s:.2f} s" if r.duration_s is not None else "-",
-             " ".join(f"{k}={v}" for k, v in r.parameters.items() if k != "circuit"), r.id[:8])
+             " ".join(f"{k}={v}" for k, v in r.parameters.items() if k != "circuit"), r.id[-8:])
             for r in runs
         ]))
 
@@ -74,7 +74,8 @@ def history(ctx: click.Context, node: str | None, action: str | None, since: str
 @json_option
 @click.pass_obj
 def history_show(obj: Any, run: str, as_json: bool) -> None:
-    """Show one run's steps, their states, its snapshots and logs (RUN: name or id prefix)."""
+    """Show one run's steps, their states, its snapshots and logs (RUN: its name, its id, or the short id
+    `baton history` shows)."""
     from baton.history import RunSummary
 
     project = obj.project()
