@@ -105,6 +105,10 @@ class CanaryRecord(BaseModel):
     def in_flight(self) -> bool:
         return not self.concluded
 
+    @property
+    def last_reason(self) -> str:
+        return self.decisions[-1]["reason"] if self.decisions else ""
+
 
 class NodeState(BaseModel):
     node_name: str

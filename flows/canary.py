@@ -81,9 +81,10 @@ async def advance(root: str, node: str, lock_timeout_s: float | None = None) -> 
 
 
 def _report(node: str, record: CanaryRecord | None, **extra: Any) -> dict[str, Any]:
-    decisions = [d["reason"] for d in (record.decisions if record else [])]
-    return {"node": node, "outcome": record.phase if record else "unknown", "reason": decisions[-1] if decisions
-            else "", "decisions": decisions, "weight": record.weight if record else 0, **extra}
+    return {"node": node, "outcome": record.phase if record else "unknown",
+            "reason": record.last_reason if record else "",
+            "decisions": [d["reason"] for d in record.decisions] if record else [],
+            "weight": record.weight if record else 0, **extra}
 
 
 @flow(name="route-canary-promote", flow_run_name="route-canary-promote-{node}")
@@ -101,17 +102,16 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
         counters = await read_counters(root, node)
         await save_canary(root, node, new_record(policy, command, counters, time.time(), gate_url=gate_url,
                                                  keep_warm_s=keep_warm_s, actor=actor))
-    if detach:  # the scheduled canary tick takes it from here
-        return _report(node, canary_record(root, node), port=started["port"], detached=True,
-                       next_evaluation_at=next_due_at(canary_record(root, node)))
     record = canary_record(root, node)
+    if detach:  # the scheduled canary tick takes it from here
+        return _report(node, record, port=started["port"], detached=True, next_evaluation_at=next_due_at(record))
     while record is not None and record.in_flight:
         await asyncio.sleep(max(0.0, next_due_at(record) - time.time()) if not due(record, time.time()) else 0)
         record = await advance(root, node, FOREGROUND_LOCK_WAIT_S)
     serving, warm = serving_ports(root, node)
     await record_change(root, "route-canary", node, {"command": command},
                         {"outcome": record.phase if record else "unknown",
-                         "reason": record.decisions[-1]["reason"] if record and record.decisions else ""})
+                         "reason": record.last_reason if record else ""})
     return _report(node, record, port=started["port"], serving=serving, warm=warm)
 
 
@@ -167,8 +167,7 @@ async def canary_tick(root: str = "") -> dict[str, Any]:
             busy.append(node)
             continue
         if record is not None:
-            advanced_nodes[node] = {"phase": record.phase, "weight": record.weight,
-                                    "reason": record.decisions[-1]["reason"] if record.decisions else ""}
+            advanced_nodes[node] = {"phase": record.phase, "weight": record.weight, "reason": record.last_reason}
     try:
         async with project_locked(root):
             expired = await stop_expired_warm(root, time.time())

@@ -63,13 +63,19 @@ async def evaluate_canary(policy: dict[str, Any], observation: dict[str, Any], n
 @step("set-canary-weight", retries=2, retry_delay_seconds=0.2, retry_condition_fn=retry_transient)
 async def set_canary_weight(root: str, node: str, weight: int) -> dict[str, Any]:
     """Set the split to ``weight`` % canary (a target state, never an increment)."""
-    state = open_circuit(root).state().node(node)
+    circuit = open_circuit(root)
+    state = circuit.state().node(node)
     stable, canary = state.service, state.targets["canary"]
     routing = {"strategy": "canary", "targets": [
         {"name": "stable", "host": stable.host, "port": stable.port, "weight": 100 - weight},
         {"name": "canary", "host": canary.host, "port": canary.port, "weight": weight}]}
-    await open_circuit(root).client(node).set_routing(routing)
+    await circuit.client(node).set_routing(routing)
     return routing
+
+
+def single_routing(slot: ServiceSlot) -> dict[str, Any]:
+    """The routing of a node with one backend: all traffic to ``slot``."""
+    return {"strategy": "single", "targets": [{"name": "primary", "host": slot.host, "port": slot.port, "weight": 100}]}
 
 
 def canary_record(root: str, node: str) -> CanaryRecord | None:
@@ -114,8 +120,7 @@ async def conclude_canary(root: str, node: str) -> dict[str, Any]:
         winner, loser = stable, None
     else:
         winner, loser = (canary, stable) if promoted else (stable, canary)
-    await circuit.client(node).set_routing({"strategy": "single", "targets": [
-        {"name": "primary", "host": winner.host, "port": winner.port, "weight": 100}]})
+    await circuit.client(node).set_routing(single_routing(winner))
     provider = circuit.provider(state)
     keep = promoted and record.keep_warm_s > 0 and loser is not None
     if node_state.warm is not None and (keep or not promoted):
@@ -125,7 +130,7 @@ async def conclude_canary(root: str, node: str) -> dict[str, Any]:
         await asyncio.to_thread(provider.stop_service, loser)
     if keep:
         node_state.warm, node_state.warm_until = loser, time.time() + record.keep_warm_s
-    node_state.service = ServiceSlot.model_validate(winner.model_dump())
+    node_state.service = winner
     node_state.targets, node_state.routing = {}, None
     node_state.canary = record.model_copy(update={"concluded": True})
     node_state.updated_at = now_iso()
@@ -147,8 +152,7 @@ async def revert_to_warm(root: str, node: str) -> dict[str, Any]:
     if warm is None or node_state.warm_until <= time.time() or not provider.service_alive(warm):
         raise UsageError(f"{node} has no previous version kept warm (none kept, expired, or exited); promote with "
                          "`--keep-warm SECONDS` to keep one, or `baton swap` the old command back.")
-    await circuit.client(node).set_routing({"strategy": "single", "targets": [
-        {"name": "primary", "host": warm.host, "port": warm.port, "weight": 100}]})
+    await circuit.client(node).set_routing(single_routing(warm))
     node_state.service, node_state.warm, node_state.warm_until = warm, None, 0.0
     node_state.targets, node_state.routing = {}, None
     node_state.updated_at = now_iso()

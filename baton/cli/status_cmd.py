@@ -39,7 +39,7 @@ def _promotions(project: Any) -> dict[str, dict[str, Any]]:
             record = node.canary
             entry["canary"] = {"phase": record.phase, "weight": record.weight, "in_flight": record.in_flight,
                                "command": record.command,
-                               "reason": record.decisions[-1]["reason"] if record.decisions else "",
+                               "reason": record.last_reason,
                                "next_evaluation_in_s": round(max(0.0, next_due_at(record) - now), 1)
                                if record.in_flight else None}
         if node.warm is not None and node.warm_until > now:
