@@ -15,11 +15,12 @@ __all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of"]
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
 
 
-async def observe_nodes(state_dir: Path, config: Any) -> dict[str, dict[str, Any]]:
-    """Per node: state (mock/live/stopped), health verdict and why; empty when the circuit is down."""
+async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict[str, dict[str, Any]]:
+    """Per node: state (mock/live/stopped), health verdict and why; empty when the circuit is down. ``state``:
+    the circuit state when the caller has read it already."""
     from providers import get_provider
 
-    state = StateStore(state_dir).load()
+    state = state or StateStore(state_dir).load()
     if not state.running:
         return {}
     provider = get_provider(state.provider)
@@ -64,17 +65,16 @@ def incarnation_of(slot: Any) -> str:
     return str(slot.port)
 
 
-async def probe_services(state_dir: Path, config: Any, timeout_s: float = 2.0) -> list[dict[str, Any]]:
-    """One probe of every slotted service (the custodian's observation): it must be alive and answer on its
-    port (any HTTP status for HTTP nodes; a connection otherwise) within ``timeout_s``. Mocks are not probed."""
+async def probe_services(state: Any, config: Any, provider: Any, timeout_s: float = 2.0) -> list[dict[str, Any]]:
+    """One probe of every slotted service of a running circuit (the custodian's observation): it must be alive
+    and answer on its port (any HTTP status for HTTP nodes; a connection otherwise) within ``timeout_s``. Mocks
+    are not probed. The caller gives the state it read and the provider it keeps (a Docker client pings the
+    engine when it is made: once, not every round)."""
     from baton.state import probe_address
-    from providers import get_provider
     from tasks.services import service_answers
 
-    state = StateStore(state_dir).load()
     if not state.running:
         return []
-    provider = get_provider(state.provider)
     modes = {n.name: n.proxy_mode.value for n in config.nodes}
 
     async def probe(name: str, slot: Any) -> dict[str, Any]:

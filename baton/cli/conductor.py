@@ -37,7 +37,6 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         ProgressRouter,
         apply_prefect_environment,
         interactive_settings,
-        project_tag,
         run_in_loop,
     )
 
@@ -49,7 +48,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     def mark_abandoned() -> None:
         # Under the project lock no flow of this project is running: any run still 'Running' was cut short.
         with project.lock(timeout=10):
-            crashed = mark_abandoned_runs(HistoryClient(api_url), project_tag=project_tag(project))
+            crashed = mark_abandoned_runs(HistoryClient(api_url), project_tag=project.run_tag)
         if crashed:
             log.warning("marked runs cut short by a dead process as Crashed: %s", ", ".join(crashed))
 
@@ -118,6 +117,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         return response
 
     custody = None
+    NO_CUSTODIAN = {"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}
 
     async def run_repair(action: str, params: dict[str, Any]) -> Any:
         async with run_lock:  # one at a time with the CLI's runs
@@ -125,12 +125,12 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
 
     async def custody_state(_: web.Request) -> web.Response:
         if custody is None:
-            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+            return web.json_response(NO_CUSTODIAN, status=409)
         return web.json_response(custody.core.snapshot())
 
     async def custody_command(request: web.Request) -> web.Response:
         if custody is None:
-            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+            return web.json_response(NO_CUSTODIAN, status=409)
         body = await request.json()
         try:
             node = await custody.command(str(body.get("kind")), str(body.get("node")))
@@ -140,7 +140,7 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
 
     async def custody_watch(request: web.Request) -> web.StreamResponse:
         if custody is None:
-            return web.json_response({"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}, status=409)
+            return web.json_response(NO_CUSTODIAN, status=409)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         queue = custody.subscribe()
@@ -190,6 +190,14 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         loop.add_signal_handler(sig, stopping.set)
     settings = interactive_settings()
     settings.__enter__()
+    if os.environ.get("BATON_NO_CUSTODIAN") != "1":  # first: registering schedules can wait on a busy server
+        from baton.cli.custody import Custody
+
+        try:
+            custody = Custody(project, run_repair)
+            custody.start()
+        except BatonError as exc:
+            log.warning("the custodian is not running: %s", exc)
     if os.environ.get("BATON_NO_SCHEDULES") != "1":
         from baton.cli.schedules import ScheduleRunner
 
@@ -200,14 +208,6 @@ async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
             log.warning("not serving scheduled deployments: %s", exc)
         if schedules is not None and schedules.error:
             log.warning("not serving scheduled deployments: %s", schedules.error)
-    if os.environ.get("BATON_NO_CUSTODIAN") != "1":
-        from baton.cli.custody import Custody
-
-        try:
-            custody = Custody(project, run_repair)
-            custody.start()
-        except BatonError as exc:
-            log.warning("the custodian is not running: %s", exc)
     try:
         await stopping.wait()
         if custody is not None:

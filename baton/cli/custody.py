@@ -59,6 +59,8 @@ class Custody:
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._repairs: dict[str, asyncio.Task[Any]] = {}
+        self._providers: dict[str, Any] = {}
+        self._graph_of: Any = None  # the config the dependencies were computed from
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -81,24 +83,29 @@ class Custody:
 
     # -- sources ----------------------------------------------------------------------------------
 
-    def _dependencies(self) -> dict[str, list[str]]:
+    def _dependencies(self, config: Any = None) -> dict[str, list[str]]:
         from baton.circuit import CircuitGraph
 
-        config = self.project.load()
+        config = config or self.project.load()
         graph = CircuitGraph.from_config(config)
         return {n.name: list(graph.dependencies(n.name)) for n in config.nodes}
 
     def _project_busy(self) -> bool:
         """A command holds the project (it is changing what runs): its changes are not failures."""
-        from filelock import FileLock, Timeout
+        from baton.errors import LockTimeout
 
-        lock = FileLock(str(self.project.state_dir / "project.lock"), thread_local=False)
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
+            with self.project.lock(timeout=0):
+                return False
+        except LockTimeout:
             return True
-        lock.release()
-        return False
+
+    def _provider(self, name: str) -> Any:
+        from providers import get_provider
+
+        if name not in self._providers:
+            self._providers[name] = get_provider(name)
+        return self._providers[name]
 
     async def _probe_loop(self) -> None:
         from baton.state import StateStore
@@ -116,16 +123,17 @@ class Custody:
         if await asyncio.to_thread(self._project_busy):
             return
         before = store.path.stat().st_mtime_ns if store.path.exists() else 0
-        config = self.project.load()
-        results = await probe_services(self.project.state_dir, config)
+        state, config = store.load(), self.project.load()
+        results = await probe_services(state, config, self._provider(state.provider)) if state.running else []
         after = store.path.stat().st_mtime_ns if store.path.exists() else 0
         if before != after:  # a command changed the circuit while we probed: judge the next round instead
             return
-        self.core.dependencies = self._dependencies()
+        if config is not self._graph_of:  # baton.yaml changed (the project caches its config while it does not)
+            self.core.dependencies, self._graph_of = self._dependencies(config), config
         for r in results:
             self.core.post(ProbeResult(r["node"], r["ok"], r["detail"], r["incarnation"], r["command"],
                                        exited=r.get("exited", False)))
-        self.core.post(ProbeRound(tuple(r["node"] for r in results), running=store.load().running))
+        self.core.post(ProbeRound(tuple(r["node"] for r in results), running=state.running))
 
     async def _timer_loop(self) -> None:
         while True:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["FLOWS", "SELF_LOCKING", "actor", "interactive_settings", "project_tag", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
+__all__ = ["FLOWS", "SELF_LOCKING", "actor", "interactive_settings", "run_action", "run_local", "run_in_loop", "apply_prefect_environment",
            "ProgressRouter", "stderr_progress"]
 
 # action -> "module:function"
@@ -125,17 +125,12 @@ def _flow(action: str) -> Any:
     return getattr(importlib.import_module(module_name), function)
 
 
-def project_tag(project: Any) -> str:
-    """Tags runs with the project's path digest, so projects sharing one Prefect server stay apart."""
-    return project.run_tag
-
-
 def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str, project: Any) -> list[str]:
     from baton.history import process_tag
     from baton.processes import process_start_ticks
 
     me = os.getpid()
-    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}", project_tag(project),
+    labels = ["baton", f"action:{action}", f"circuit:{circuit}", f"actor:{who or actor()}", project.run_tag,
               process_tag(me, process_start_ticks(me) or 0)]
     if params.get("node"):
         labels.append(f"node:{params['node']}")

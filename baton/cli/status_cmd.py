@@ -11,27 +11,21 @@ from baton.cli.output import emit, json_option, table
 __all__ = ["status", "status_payload"]
 
 
-def _runtime(project: Any, config: Any) -> dict[str, dict[str, Any]]:
+def _runtime(project: Any, config: Any, state: Any) -> dict[str, dict[str, Any]]:
     """Per node: what serves it and its health (see tasks.observe); empty when the circuit is down."""
     import asyncio
 
     from tasks.observe import observe_nodes
 
-    return asyncio.run(observe_nodes(project.state_dir, config))
+    return asyncio.run(observe_nodes(project.state_dir, config, state))
 
 
-def _promotions(project: Any) -> dict[str, dict[str, Any]]:
+def _promotions(state: Any) -> dict[str, dict[str, Any]]:
     """Per node: its canary (in flight, or how the last one ended) and the version kept warm for a revert."""
     import time
 
     from baton.canary import next_due_at
-    from baton.errors import ProjectError
-    from baton.state import StateStore
 
-    try:
-        state = StateStore(project.state_dir).load()
-    except ProjectError:
-        return {}
     now, found = time.time(), {}
     for name, node in state.adapters.items():
         entry: dict[str, Any] = {}
@@ -62,8 +56,11 @@ def status_payload(project: Any) -> dict[str, Any]:
 
     config = project.load()
     graph = CircuitGraph.from_config(config)
-    runtime = _runtime(project, config)
-    promotions = _promotions(project) if runtime else {}
+    from baton.state import StateStore
+
+    state = StateStore(project.state_dir).load()
+    runtime = _runtime(project, config, state)
+    promotions = _promotions(state) if runtime else {}
     custody = _custody(project) if runtime else {}
     nodes = []
     for n in config.nodes:
