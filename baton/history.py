@@ -82,12 +82,8 @@ class HistoryClient:
         """Runs that started, newest first: future scheduled runs are left out, and so are idle scheduled
         ticks (``*-idle``) unless ``idle``. ``project_tag`` keeps apart projects that share a server and a
         circuit name."""
-        tags = ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else [])]
-        if node:
-            tags.append(f"node:{node}")
-        if action:
-            tags.append(f"action:{action}")
-        flow_runs: dict[str, Any] = {"tags": {"all_": tags}, "state": {"type": {"not_any_": ["SCHEDULED"]}}}
+        extra = [*([f"node:{node}"] if node else []), *([f"action:{action}"] if action else [])]
+        flow_runs = _started_runs(circuit, project_tag, extra)
         if since:
             flow_runs["expected_start_time"] = {"after_": since.isoformat()}
         kept: list[RunSummary] = []
@@ -112,8 +108,7 @@ class HistoryClient:
             if run:
                 return run
         found = self._call("POST", "/flow_runs/filter", {
-            "flow_runs": {"tags": {"all_": ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else [])]},
-                          "state": {"type": {"not_any_": ["SCHEDULED"]}}},
+            "flow_runs": _started_runs(circuit, project_tag, []),
             "sort": "EXPECTED_START_TIME_DESC", "limit": 200}) or []
         # ids are time-ordered (runs planned together share their first digits): the short id shown is the end
         by_id = [run for run in found if len(ref) >= 6 and (run["id"].endswith(ref) or run["id"].startswith(ref))]
@@ -142,6 +137,12 @@ class HistoryClient:
             "artifacts": [{"key": a.get("key"), "description": a.get("description"), "data": a.get("data")}
                           for a in artifacts],
         }
+
+
+def _started_runs(circuit: str, project_tag: str | None, tags: list[str]) -> dict[str, Any]:
+    """The filter of a circuit's runs that started (future scheduled runs left out), within one project."""
+    return {"tags": {"all_": ["baton", f"circuit:{circuit}", *([project_tag] if project_tag else []), *tags]},
+            "state": {"type": {"not_any_": ["SCHEDULED"]}}}
 
 
 def process_tag(pid: int, start_ticks: int) -> str:
