@@ -51,3 +51,13 @@ class Load:
     @property
     def total(self) -> int:
         return sum(self.statuses.values())
+
+    def flowing(self, answers: int = 20, timeout: float = 10.0) -> None:
+        """Wait until ``answers`` more requests have been answered (the load really runs, before and after the
+        action under test), rather than sleeping for a guess."""
+        target = self.total + answers
+        deadline = time.monotonic() + timeout
+        while self.total < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the load did not get {answers} answers within {timeout:g} s: {self.statuses}")
+            time.sleep(0.01)

@@ -4,7 +4,6 @@ leaves no container or network of the circuit behind."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -53,9 +52,9 @@ def test_deploy_slot_swap_and_teardown_on_docker(docker_client, docker_circuit: 
     assert env["BATON_STRIPE_URL"] == f"http://stripe:{status['stripe']['port']}"  # container DNS, not loopback
 
     with Load(f"http://127.0.0.1:{api}/") as load:
-        time.sleep(0.5)
+        load.flowing()
         ok(run_baton("swap", "api", built["tag"], cwd=project, timeout=120))
-        time.sleep(0.5)
+        load.flowing()
     assert load.total / load.elapsed >= 200, f"load too slow to prove anything: {load.total / load.elapsed:.0f} req/s"
     assert dict(load.statuses) == {"200": load.total}, load.statuses
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,10 +34,10 @@ def canary_circuit(tmp_path: Path):
 
 def canary(project: Path, url: str, command: str, *extra: str):
     with Load(url, workers=4) as load:
-        time.sleep(0.3)
+        load.flowing()
         result = run_baton("route", "canary", "api", command, "--promote", *FAST, *extra, "--json", cwd=project,
                            timeout=180)
-        time.sleep(0.3)
+        load.flowing()
     return result, load
 
 
@@ -106,9 +105,9 @@ def test_a_promotion_kept_warm_is_reverted_at_once(canary_circuit) -> None:
     assert node["warm"]["port"] == report["warm"] and node["canary"]["phase"] == "Succeeded"
     assert _get_version(url) == "canary"
     with Load(url, workers=4) as load:
-        time.sleep(0.3)
+        load.flowing()
         reverted = ok(run_baton("route", "revert", "api", "--json", cwd=project)).json()
-        time.sleep(0.3)
+        load.flowing()
     assert reverted == {"node": "api", "serving": report["warm"], "stopped": report["serving"],
                         "reverted": "promotion"}
     assert dict(load.statuses) == {"200": load.total}  # the revert loses nothing

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Pat
         port = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]["port"]
         url = f"http://127.0.0.1:{port}/"
         with Load(url, workers=4) as load:
-            time.sleep(0.3)
+            load.flowing()
             started = ok(run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--detach",
                                    "--eval-interval", "1", "--min-requests", "10", "--steps", "20,50,100",
                                    "--json", cwd=project, env=SCHEDULED)).json()

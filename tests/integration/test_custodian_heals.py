@@ -179,8 +179,10 @@ def test_cancel_stops_a_repair_in_flight_and_pauses_healing(circuit: Path, tmp_p
 
     node = wait_for(cancelled_entry, 30, "the cancellation")
     assert node["status"] == "failing" and node["paused"] and node["failed_restarts"] == 0 and node["repair"] is None
-    time.sleep(3)  # probes go on failing; paused, nothing restarts it
-    assert json.loads(custody.read_text())["nodes"]["api"]["restarts"] == 1
+    # three more failed probes: paused, nothing restarts it
+    later = wait_for(lambda: (lambda n: n if n["failures"] >= node["failures"] + 3 else None)(
+        json.loads(custody.read_text())["nodes"]["api"]), 30, "three more probes")
+    assert later["restarts"] == 1
     runs = ok(run_baton("history", "--node", "api", "--json", cwd=project)).json()["runs"]
     restart = next(r for r in runs if r["name"] == "heal-restart-api")
     assert restart["state"] in ("Cancelled", "Crashed", "Failed"), restart
