@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
-from baton.state import CanaryRecord
+from baton.state import CanaryRecord, CircuitState
 
-__all__ = ["TERMINAL", "Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight", "policy_of",
+__all__ = ["earliest_due", "TERMINAL", "Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight", "policy_of",
            "policy_fields", "new_record", "window", "due", "next_due_at", "observe", "advanced", "aborted"]
 
 
@@ -221,6 +221,14 @@ def due(record: CanaryRecord, now: float) -> bool:
 
 def next_due_at(record: CanaryRecord) -> float:
     return record.last_step_at + float(record.policy["interval_s"])
+
+
+def earliest_due(state: CircuitState, now: float) -> float | None:
+    """When the conductor next has canary work: the earliest evaluation of an in-flight canary, or the end of a
+    version kept warm; None when there is nothing to do (no tick runs, nothing is spawned)."""
+    moments = [next_due_at(n.canary) for n in state.adapters.values() if n.canary is not None and n.canary.in_flight]
+    moments += [n.warm_until for n in state.adapters.values() if n.warm is not None]
+    return min(moments) if moments else None
 
 
 def observe(record: CanaryRecord, counters: dict[str, dict[str, object]], gate_open: bool | None) -> Observation:

@@ -58,9 +58,7 @@ class ConductorClient:
 
     @classmethod
     def discover(cls, state_dir: Path) -> ConductorClient | None:
-        """The project's running conductor, or None."""
-        if os.environ.get("BATON_NO_CONDUCTOR"):
-            return None
+        """The project's running conductor, or None (``BATON_NO_CONDUCTOR`` is for the caller to honour)."""
         try:
             data = json.loads((Path(state_dir) / CONDUCTOR_FILE).read_text())
             record = ProcessRecord.from_json(data["process"])
@@ -85,6 +83,18 @@ class ConductorClient:
             return ok
         except OSError:
             return False
+
+    def health(self, timeout: float = 2.0) -> dict[str, Any] | None:
+        """What the conductor says of itself (pid, custodian, Prefect API), or None when it does not answer."""
+        try:
+            conn = self._connection(timeout)
+            conn.request("GET", "/health", headers=self._headers())
+            response = conn.getresponse()
+            data = json.loads(response.read() or b"null") if response.status == 200 else None
+            conn.close()
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def run(self, action: str, params: dict[str, Any], *, actor: str,
             progress: Callable[[str], None] | None = None) -> Any:

@@ -16,6 +16,7 @@ from tasks.context import open_circuit, retry_transient, step
 
 __all__ = [
     "start_adapter_host",
+    "host_nodes",
     "launch_host",
     "wait_adapters_ready",
     "stop_adapter_hosts",
@@ -52,6 +53,12 @@ async def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[
     if existing:
         await asyncio.to_thread(circuit.provider(state).stop_host, existing)
     return await asyncio.to_thread(launch_host, root, host_id, nodes)
+
+
+def host_nodes(root: str, host_id: str) -> list[str]:
+    """The nodes an adapter host of the circuit serves (none when the circuit has no such host)."""
+    host = open_circuit(root).state().hosts.get(host_id)
+    return list(host.nodes) if host else []
 
 
 def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:

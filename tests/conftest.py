@@ -17,21 +17,54 @@ def project_dir(tmp_path: Path) -> Path:
     return tmp_path / "proj"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def baton_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's own Baton directory: no test touches the user's ~/.baton or its shared Prefect server."""
+    import os
+
+    home = tmp_path_factory.mktemp("baton-home")
+    saved = {k: os.environ.get(k) for k in ("BATON_HOME", "PREFECT_API_URL", "BATON_MANAGED_API_URL")}
+    os.environ["BATON_HOME"] = str(home)
+    os.environ.pop("PREFECT_API_URL", None)
+    os.environ.pop("BATON_MANAGED_API_URL", None)
+    yield home
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory):
-    """One real Prefect server for the whole session, shared by every CLI subprocess through
-    PREFECT_API_URL (the 'user-configured server' path)."""
+def prefect_api(baton_home: Path):
+    """One real Prefect server for the whole session: Baton's shared server under the session's BATON_HOME,
+    used by every CLI subprocess. ``BATON_TEST_DATABASE`` (a postgresql:// URL) backs it with PostgreSQL."""
     import os
 
     from baton.prefect_server import ensure_server, prefect_environment, stop_server
 
-    state_dir = tmp_path_factory.mktemp("prefect-session") / ".baton"
-    state_dir.mkdir()
     saved = dict(os.environ)
-    os.environ.pop("PREFECT_API_URL", None)
-    server = ensure_server(state_dir)
-    os.environ.update(prefect_environment(state_dir, server.api_url))
+    server = ensure_server(database=os.environ.get("BATON_TEST_DATABASE") or None)
+    os.environ.update(prefect_environment(server))
     yield server.api_url
-    stop_server(state_dir)
+    stop_server()
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres.py): the URL of an empty database on it,
+    ``postgresql+asyncpg://baton@127.0.0.1:PORT/DB``. Skipped when PostgreSQL is not installed, unless
+    ``BATON_REQUIRE_POSTGRES=1`` (CI), which fails instead."""
+    import os
+
+    from postgres import PostgresUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("BATON_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"BATON_REQUIRE_POSTGRES=1 but {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()

@@ -6,20 +6,23 @@
 
 When every node listens, one JSON line goes to stdout: ``{"event": "ready", "nodes": [{name, port,
 management_port, mode}]}`` (ports resolved, so port 0 works). SIGTERM or SIGINT stops gracefully: no new
-connections, in-flight requests finish within ``--grace`` seconds, then everything closes. Exit codes: 0 on a
-clean stop, 2 for an invalid config, 1 when a port cannot be bound.
+connections, in-flight requests finish within ``--grace`` seconds, then everything closes; so does the
+disappearance of the ``--lease`` path. Exit codes: 0 on a clean stop, 2 for an invalid config (or a lease that
+is already gone), 1 when a port cannot be bound (one line on stderr naming the node, the address and why).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
 from typing import Any, Sequence
 
-from .config import AdapterConfig, ConfigError, load_config
+from .config import AdapterConfig, ConfigError, load_config, validate_instance, validate_lease
+from .errors import BindError
 
 __all__ = ["main", "parse_args", "config_from_args"]
 
@@ -47,6 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-header-bytes", type=int)
     p.add_argument("--events-file", help="append service events to this JSONL file")
     p.add_argument("--grace", type=float, help="seconds to finish in-flight requests at shutdown (default 10)")
+    p.add_argument("--lease", help="stop gracefully once this path no longer exists (overrides the config's)")
+    p.add_argument("--instance", help="identity reported by /status and /health (overrides the config's)")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -57,13 +62,16 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
         if args.node:
             raise ConfigError("pass either --config or --node, not both.")
         config = load_config(args.config)
-        if args.grace is not None or args.events_file:
-            config = AdapterConfig(
-                nodes=config.nodes,
-                events_file=args.events_file or config.events_file,
-                shutdown_grace_s=args.grace if args.grace is not None else config.shutdown_grace_s,
-            )
-        return config
+        overrides: dict[str, Any] = {}
+        if args.events_file:
+            overrides["events_file"] = args.events_file
+        if args.grace is not None:
+            overrides["shutdown_grace_s"] = args.grace
+        if args.lease is not None:
+            overrides["lease"] = validate_lease(args.lease)
+        if args.instance is not None:
+            overrides["instance"] = validate_instance(args.instance)
+        return dataclasses.replace(config, **overrides) if overrides else config
     if not args.node or args.port is None:
         raise ConfigError("pass --config FILE, or --node NAME and --port PORT.")
     node: dict[str, Any] = {
@@ -100,6 +108,10 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
         data["events_file"] = args.events_file
     if args.grace is not None:
         data["shutdown_grace_s"] = args.grace
+    if args.lease is not None:
+        data["lease"] = args.lease
+    if args.instance is not None:
+        data["instance"] = args.instance
     return AdapterConfig.from_mapping(data)
 
 
@@ -130,8 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"baton-adapter: {exc}", file=sys.stderr)
         return 2
+    except BindError as exc:
+        print(f"baton-adapter: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"baton-adapter: cannot listen: {exc}", file=sys.stderr)
+        print(f"baton-adapter: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

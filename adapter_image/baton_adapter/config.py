@@ -7,6 +7,10 @@ File format (YAML shown; JSON with the same keys works too)::
 
     events_file: .baton/events.jsonl      # optional: service events appended here as JSON lines
     shutdown_grace_s: 10                  # optional: bound on finishing in-flight requests at SIGTERM
+    lease: .baton/leases/adapter          # optional: stop gracefully (exit 0) once this path is gone;
+                                          # checked every BATON_LEASE_CHECK_S seconds (default 2)
+    instance: 3f2a9c                      # optional: this process's identity, reported with its pid by
+                                          # every node's GET /status and GET /health
     nodes:                                # or `node: {...}` for exactly one node
       - name: api                         # ^[a-z][a-z0-9_-]*$
         host: 127.0.0.1                   # data-plane bind address (default 127.0.0.1)
@@ -70,6 +74,8 @@ __all__ = [
     "is_loopback",
     "load_config",
     "validate_health_path",
+    "validate_instance",
+    "validate_lease",
 ]
 
 NODE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -299,17 +305,24 @@ class NodeConfig:
 
 @dataclass(frozen=True, slots=True)
 class AdapterConfig:
-    """Everything one adapter process hosts."""
+    """Everything one adapter process hosts.
+
+    ``lease``: a path whose disappearance stops the process gracefully (its starter deleted its record);
+    ``instance``: an opaque name of this process, reported by every node's ``/status`` and ``/health``.
+    """
 
     nodes: tuple[NodeConfig, ...]
     events_file: str | None = None
     shutdown_grace_s: float = 10.0
+    lease: str | None = None
+    instance: str = ""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AdapterConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"the adapter config must be an object, got {type(data).__name__}.")
-        _reject_unknown(data, {"node", "nodes", "events_file", "shutdown_grace_s"}, "adapter config")
+        _reject_unknown(data, {"node", "nodes", "events_file", "shutdown_grace_s", "lease", "instance"},
+                        "adapter config")
         if ("node" in data) == ("nodes" in data):
             raise ConfigError("the adapter config must hold exactly one of `node` or `nodes`.")
         raw = [data["node"]] if "node" in data else data["nodes"]
@@ -323,7 +336,24 @@ class AdapterConfig:
         if events is not None and not isinstance(events, str):
             raise ConfigError(f"events_file must be a path, got {events!r}.")
         grace = _float(data, "shutdown_grace_s", 10.0, 0.0, 3600.0, "adapter config")
-        return cls(nodes=nodes, events_file=events, shutdown_grace_s=grace)
+        return cls(nodes=nodes, events_file=events, shutdown_grace_s=grace,
+                   lease=validate_lease(data.get("lease")), instance=validate_instance(data.get("instance", "")))
+
+
+def validate_lease(path: Any) -> str | None:
+    """Return the lease path (None when unset), or raise when it is not a usable path."""
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise ConfigError(f"lease must be a file path, got {path!r}.")
+    return path
+
+
+def validate_instance(name: Any) -> str:
+    """Return the instance name ('' when unset), or raise when it is not a short printable string."""
+    if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
+        raise ConfigError(f"instance must be a printable string of at most 200 characters, got {name!r}.")
+    return name
 
 
 def load_config(path: str | os.PathLike[str]) -> AdapterConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AdapterError", "ConfigError"]
+__all__ = ["AdapterError", "BindError", "ConfigError", "RoutingLocked"]
 
 
 class AdapterError(Exception):
@@ -11,3 +11,22 @@ class AdapterError(Exception):
 
 class ConfigError(AdapterError, ValueError):
     """The adapter configuration (or a routing/backend change) is invalid."""
+
+
+class RoutingLocked(ConfigError):
+    """The node's routing is locked; changes are refused (HTTP 423)."""
+
+
+class BindError(AdapterError, OSError):
+    """A node's data or management port could not be bound (the CLI exits 1)."""
+
+    def __init__(self, node: str, kind: str, host: str, port: int, reason: str) -> None:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        super().__init__(f"node {node}: cannot bind its {kind} port {address}: {reason}.")
+        self.node = node
+        self.kind = kind
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])

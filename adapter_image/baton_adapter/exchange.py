@@ -18,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .headers import build_request_head, build_response_head, scan_request_headers, scan_response_headers, status_line
 from .resilience import IDEMPOTENT_METHODS, BreakerState
 from .routing import RoutingTable, Target, parse_cookie_value
 
 if TYPE_CHECKING:
-    from .node import Node
-    from .server import HttpProxyProtocol
+    from .interfaces import DataNode
     from .upstream import UpstreamConnection
 
-__all__ = ["Exchange", "simple_response"]
+__all__ = ["Downstream", "Exchange", "simple_response"]
 
 _BUFFER_PAUSE_BYTES = 256 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -43,6 +42,26 @@ def simple_response(status: int, reason: str, message: str, keep_alive: bool, he
     head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
         status, reason.encode(), len(body), close)
     return head if head_only else head + body
+
+
+class Downstream(Protocol):
+    """The client connection an exchange answers on (``server.HttpProxyProtocol``), as the exchange uses it."""
+
+    PAUSE_BUFFER: int  # pause reasons: the exchange buffers the request body / the backend is not reading
+    PAUSE_UPSTREAM: int
+    node: DataNode
+    transport: asyncio.Transport
+    peer_ip: bytes
+    closing: bool
+    paused_upstream: asyncio.Transport | None
+
+    def pause(self, reason: int) -> None: ...
+
+    def resume(self, reason: int) -> None: ...
+
+    def exchange_finished(self, ex: Exchange, keep_open: bool) -> None: ...
+
+    def start_tunnel(self, conn: UpstreamConnection) -> None: ...
 
 
 def _unbusy(busy: dict[tuple[str, int], int], addr: tuple[str, int]) -> None:
@@ -66,7 +85,7 @@ class Exchange:
 
     def __init__(
         self,
-        down: HttpProxyProtocol,
+        down: Downstream,
         method: bytes,
         url: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -74,7 +93,7 @@ class Exchange:
         http11: bool,
     ) -> None:
         self.down = down
-        self.node: Node = down.node
+        self.node: DataNode = down.node
         self.method = method
         self.url = url
         self.headers = headers

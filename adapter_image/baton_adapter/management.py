@@ -2,8 +2,9 @@
 
 Routes (same names and shapes as the original Baton where it had them)::
 
-    GET  /health                 {node, verdict, latency_ms, detail}      (probes the backend)
-    GET  /status                 {node, listening, mode, backend, running, routing_strategy, routing_locked, ...}
+    GET  /health                 {node, verdict, latency_ms, detail, instance, pid}   (probes the backend)
+    GET  /status                 {node, listening, mode, backend, running, routing_strategy, routing_locked, ...,
+                                  instance, pid}
     GET  /routing                the routing config plus per-target metrics and breaker states
     POST /routing                a routing config (400 invalid, 423 locked); {"locked": bool} alone (un)locks
     POST /backend                {host, port} or {mock: true}: atomic switch to a single backend (423 locked)
@@ -26,17 +27,17 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .config import Backend, ConfigError
+from .config import Backend
+from .errors import ConfigError, RoutingLocked
 from .events import EventError
-from .node import RoutingLocked
 from .routing import RoutingTable
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .interfaces import ManagedNode
 
 __all__ = ["build_app", "start_management"]
 
-NODE_KEY: web.AppKey[Node] = web.AppKey("node")
+NODE_KEY: web.AppKey[ManagedNode] = web.AppKey("node")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -48,7 +49,7 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message, "status": status}, status)
 
 
-def auth_middleware(node: Node) -> Any:
+def auth_middleware(node: ManagedNode) -> Any:
     """Bearer-token check that fails closed (503 when the token source is configured but empty)."""
 
     @web.middleware
@@ -194,7 +195,7 @@ async def get_events(request: web.Request) -> web.Response:
     return _json(node.events.recent(node.name, _last_n(request)))
 
 
-def build_app(node: Node) -> web.Application:
+def build_app(node: ManagedNode) -> web.Application:
     app = web.Application(middlewares=[auth_middleware(node)], client_max_size=1024 * 1024)
     app[NODE_KEY] = node
     app.router.add_get("/health", get_health)
@@ -211,10 +212,14 @@ def build_app(node: Node) -> web.Application:
     return app
 
 
-async def start_management(node: Node) -> tuple[web.AppRunner, int]:
-    """Serve ``node``'s management API; return the runner and the bound port."""
+async def start_management(node: ManagedNode) -> tuple[web.AppRunner, int]:
+    """Serve ``node``'s management API; return the runner and the bound port (``OSError`` when it cannot bind)."""
     runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, node.config.management_host, node.config.management_port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner, runner.addresses[-1][1]

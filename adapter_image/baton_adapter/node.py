@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Coroutine
 from urllib.parse import parse_qsl, unquote
 
 from . import protocols
-from .config import Backend, ConfigError, NodeConfig, is_loopback
+from .config import Backend, NodeConfig, is_loopback
+from .errors import BindError, ConfigError, RoutingLocked
 from .events import EventLog
 from .health import HTTP_MODES, probe_http, probe_tcp
 from .resilience import BreakerState, CircuitBreaker, RetryBudget
@@ -27,23 +30,24 @@ from .upstream import UpstreamPool
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from .server import HttpProxyProtocol
+    from .interfaces import ClientConnection
 
-__all__ = ["Node", "RoutingLocked"]
+__all__ = ["Node", "RoutingLocked"]  # RoutingLocked lives in errors; re-exported for existing importers
 
 log = logging.getLogger(__name__)
 
 
-class RoutingLocked(ConfigError):
-    """The node's routing is locked; changes are refused (HTTP 423)."""
-
-
 class Node:
-    """Runtime state of one circuit node inside an adapter process."""
+    """Runtime state of one circuit node inside an adapter process.
 
-    def __init__(self, config: NodeConfig, events: EventLog | None = None) -> None:
+    ``instance`` names the adapter process (set by whoever started it); it is reported with the process id
+    in ``status()`` and ``health()`` so a client can tell its own adapter from another one on the port.
+    """
+
+    def __init__(self, config: NodeConfig, events: EventLog | None = None, instance: str = "") -> None:
         self.config = config
         self.name = config.name
+        self.instance = instance
         self.limits = config.limits
         self.policy = config.policy
         self.events = events or EventLog()
@@ -57,7 +61,7 @@ class Node:
         self.backoff_s = config.policy.retry_backoff_ms / 1000
         self.routing = (RoutingTable.from_mapping(config.routing) if config.routing
                         else RoutingTable.single(config.backend))
-        self.connections: set[HttpProxyProtocol] = set()
+        self.connections: set[ClientConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
@@ -72,7 +76,10 @@ class Node:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind the data port and the management port (refusing an unauthenticated non-loopback bind)."""
+        """Bind the data port and the management port (refusing an unauthenticated non-loopback bind).
+
+        Raises ``BindError`` naming the port when either cannot be bound; nothing is left listening then.
+        """
         from .management import start_management
 
         config = self.config
@@ -88,12 +95,18 @@ class Node:
                 )
         self.loop = asyncio.get_running_loop()
         handler = protocols.get(config.mode)
-        self.server = await handler.serve(self, config.host, config.port)
+        try:
+            self.server = await handler.serve(self, config.host, config.port)
+        except OSError as exc:
+            raise BindError(self.name, "data", config.host, config.port, _bind_reason(exc)) from exc
         self.port = self.server.sockets[0].getsockname()[1]
         try:
             self.management, self.management_port = await start_management(self)
-        except BaseException:
+        except BaseException as exc:
             self.server.close()
+            if isinstance(exc, OSError):
+                raise BindError(self.name, "management", config.management_host, config.management_port,
+                                _bind_reason(exc)) from exc
             raise
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -275,10 +288,11 @@ class Node:
     # -- views ----------------------------------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
-        """Probe the backend(s): ``{node, verdict, latency_ms, detail}``."""
+        """Probe the backend(s): ``{node, verdict, latency_ms, detail, instance, pid}``."""
         table = self.routing
         if not table.targets:
-            return {"node": self.name, "verdict": "unhealthy", "latency_ms": None, "detail": "no backend configured"}
+            return {"node": self.name, "verdict": "unhealthy", "latency_ms": None, "detail": "no backend configured",
+                    "instance": self.instance, "pid": os.getpid()}
         timeout = self.config.health_timeout_ms / 1000
         probes = []
         for t in table.targets:
@@ -293,7 +307,7 @@ class Node:
         verdict = "healthy" if ok == len(results) else ("degraded" if ok else "unhealthy")
         detail = "; ".join(f"{t.name}: {r.detail}" for t, r in zip(table.targets, results, strict=True))
         return {"node": self.name, "verdict": verdict, "latency_ms": max(r.latency_ms for r in results),
-                "detail": detail}
+                "detail": detail, "instance": self.instance, "pid": os.getpid()}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -308,6 +322,8 @@ class Node:
             "port": self.port,
             "management_port": self.management_port,
             "in_flight": self.in_flight(),
+            "instance": self.instance,
+            "pid": os.getpid(),
         }
 
     def breaker_states(self) -> dict[str, str]:
@@ -318,6 +334,15 @@ async def _mock_probe() -> Any:
     from .health import ProbeResult
 
     return ProbeResult(True, 0.0, "served by the adapter's mock")
+
+
+def _bind_reason(exc: OSError) -> str:
+    """Why a bind failed, in words: "address already in use", "permission denied", ..."""
+    if isinstance(exc, socket.gaierror) or exc.errno is None or exc.errno < 0:
+        reason = exc.strerror or str(exc)
+    else:
+        reason = os.strerror(exc.errno)
+    return reason[:1].lower() + reason[1:]
 
 
 def _json_str(value: str) -> str:

@@ -3,7 +3,9 @@
 Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy); ``tcp``, ``grpc`` and ``protobuf`` as a byte-level
 TCP pass-through (``baton_adapter.tcp_proxy``) until dedicated handlers replace them.
 
-A handler starts a node's data-port server. Register one without editing core files::
+A handler starts a node's data-port server; it receives the node as an ``interfaces.DataNode`` (inside the
+package a handler must not import ``node.py``: the registry sits below it). Register one without editing
+core files::
 
     from baton_adapter.protocols import register
 
@@ -21,10 +23,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
-from .config import ConfigError
+from .errors import ConfigError
+from .server import HttpHandler
+from .tcp_proxy import TcpHandler
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .interfaces import DataNode
 
 __all__ = ["ProtocolHandler", "get", "register", "registered"]
 
@@ -32,23 +36,9 @@ __all__ = ["ProtocolHandler", "get", "register", "registered"]
 class ProtocolHandler(Protocol):
     name: str
 
-    async def serve(self, node: Node, host: str, port: int) -> asyncio.AbstractServer:
+    async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         """Start listening for ``node``'s data plane and return the server."""
         ...
-
-
-class HttpHandler:
-    """HTTP/1.1 reverse proxy (``baton_adapter.server``); also serves SOAP, which is HTTP."""
-
-    def __init__(self, name: str = "http") -> None:
-        self.name = name
-
-    async def serve(self, node: Node, host: str, port: int) -> asyncio.AbstractServer:
-        from .server import HttpProxyProtocol
-
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(lambda: HttpProxyProtocol(node), host, port, backlog=1024,
-                                        reuse_address=True)
 
 
 _REGISTRY: dict[str, ProtocolHandler] = {}
@@ -75,8 +65,6 @@ def registered() -> list[str]:
 
 
 def _register_builtins() -> None:
-    from .tcp_proxy import TcpHandler
-
     register(HttpHandler("http"))
     register(HttpHandler("soap"))
     for mode in ("tcp", "grpc", "protobuf"):  # byte pass-through until dedicated handlers exist

@@ -17,10 +17,10 @@ import httptools
 from .exchange import Exchange, simple_response
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .interfaces import DataNode
     from .upstream import UpstreamConnection
 
-__all__ = ["HttpProxyProtocol"]
+__all__ = ["HttpHandler", "HttpProxyProtocol"]
 
 # pipelined requests parsed ahead of the one being answered; reading pauses beyond this. Reading otherwise
 # continues while a response is relayed, so a client that disconnects is noticed at once (and its upstream
@@ -49,7 +49,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         "in_head", "raw_head_bytes", "completed",
     )
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: DataNode) -> None:
         self.node = node
         self.max_header = node.limits.max_header_bytes
         self.max_body = node.limits.max_body_bytes
@@ -311,3 +311,15 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.paused = 0
         transport.resume_reading()
         self.linger_timer = self.node.loop.call_later(LINGER_S, transport.close)
+
+
+class HttpHandler:
+    """The protocol handler of ``http`` and ``soap`` nodes (SOAP is HTTP): serves ``HttpProxyProtocol``."""
+
+    def __init__(self, name: str = "http") -> None:
+        self.name = name
+
+    async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: HttpProxyProtocol(node), host, port, backlog=1024,
+                                        reuse_address=True)

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .interfaces import DataNode
     from .routing import Target
 
 __all__ = ["TcpHandler", "TcpProxyProtocol"]
@@ -63,7 +63,7 @@ class TcpProxyProtocol(asyncio.Protocol):
     active = None
     exchange = None
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: DataNode) -> None:
         self.node = node
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.upstream: asyncio.Transport | None = None
@@ -83,7 +83,7 @@ class TcpProxyProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         node = self.node
-        node.connections.add(self)  # type: ignore[arg-type]
+        node.connections.add(self)
         node.telemetry.active_connections += 1
         self.transport.pause_reading()
         node.spawn(self._connect())
@@ -172,7 +172,7 @@ class TcpProxyProtocol(asyncio.Protocol):
             return
         self.closed = True
         node = self.node
-        node.connections.discard(self)  # type: ignore[arg-type]
+        node.connections.discard(self)
         node.telemetry.active_connections -= 1
         if self.upstream is not None:
             self.upstream.close()
@@ -192,7 +192,7 @@ class TcpHandler:
     def __init__(self, name: str = "tcp") -> None:
         self.name = name
 
-    async def serve(self, node: Node, host: str, port: int) -> asyncio.AbstractServer:
+    async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: TcpProxyProtocol(node), host, port, backlog=1024,
                                         reuse_address=True)

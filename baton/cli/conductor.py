@@ -1,7 +1,11 @@
-"""The conductor (``baton serve``): the project's long-running process that runs
-requested flows warm, in-process, one at a time, and streams progress and the
-result back to the CLI as JSON lines. (The event core for self-healing joins
-it in a later issue.)"""
+"""The conductor (``baton serve``): the project's one long-running process.
+
+It holds the project's conductor lock for its whole life, runs requested flows warm and in-process (one at a
+time, their steps streamed back to the CLI), and hosts the custodian's event core, which watches the slotted
+services, the adapter hosts and the Prefect API alike. Canary evaluations and warm-version expiry run here when
+due (nothing is spawned while no canary is in flight). It stops itself within a few seconds of SIGTERM, and on
+its own when its project directory is gone.
+"""
 
 from __future__ import annotations
 
@@ -11,218 +15,304 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from baton.cli.conductor_launch import LOCK_FILE, conductor_lock
 from baton.conductor_client import CONDUCTOR_FILE, ConductorClient, code_stamp
 from baton.config.document import atomic_write_text
-from baton.errors import BatonError
-from baton.processes import ProcessRecord, process_start_ticks, spawn
+from baton.errors import BatonError, UsageError
+from baton.processes import ProcessRecord, process_start_ticks
 
-__all__ = ["serve", "ensure_conductor", "stop_conductor"]
+__all__ = ["serve", "Conductor", "GRACE_S"]
 
 log = logging.getLogger(__name__)
-START_TIMEOUT_S = float(os.environ.get("BATON_CONDUCTOR_START_TIMEOUT_S", "90"))
+GRACE_S = float(os.environ.get("BATON_CONDUCTOR_GRACE_S", "3"))  # a run in progress at SIGTERM gets this long
+WATCH_S = float(os.environ.get("BATON_ORPHAN_CHECK_S", "2"))  # how often it checks that its project still exists
+Progress = Callable[[str], None]
 
 
 async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-    """Run the conductor until SIGTERM/SIGINT or POST /shutdown."""
-    from aiohttp import web
-
-    from baton.cli.flowrun import (
-        SELF_LOCKING,
-        ProgressRouter,
-        apply_prefect_environment,
-        interactive_settings,
-        run_in_loop,
-    )
-
-    api_url = apply_prefect_environment(project)
-    import prefect  # noqa: F401 - warm the import once, here, not per run
-
-    from baton.history import HistoryClient, mark_abandoned_runs
-
-    def mark_abandoned() -> None:
-        # Under the project lock no flow of this project is running: any run still 'Running' was cut short.
-        with project.lock(timeout=10):
-            crashed = mark_abandoned_runs(HistoryClient(api_url), project_tag=project.run_tag)
-        if crashed:
-            log.warning("marked runs cut short by a dead process as Crashed: %s", ", ".join(crashed))
-
+    """Run the conductor until SIGTERM/SIGINT, POST /shutdown, or its project disappears."""
+    lock = _hold_lock(project)
     try:
-        await asyncio.to_thread(mark_abandoned)
-    except BatonError as exc:
-        log.warning("could not check for abandoned runs: %s", exc)
+        await Conductor(project, lock).run(host, port)
+    finally:
+        lock.release()
 
-    token = secrets.token_urlsafe(32)
-    code = code_stamp()
-    run_lock = asyncio.Lock()
-    stopping = asyncio.Event()
-    router = ProgressRouter.install()
-    _log_to_stderr()
 
-    @web.middleware
-    async def auth(request: web.Request, handler):  # noqa: ANN001, ANN202
-        given = request.headers.get("Authorization", "")
-        if not secrets.compare_digest(given, f"Bearer {token}"):
-            return web.json_response({"error": "unauthorized"}, status=401)
-        return await handler(request)
+def _hold_lock(project: Any) -> Any:
+    """The project's conductor lock, or a usage error naming the conductor that holds it."""
+    from filelock import Timeout
 
-    schedules = None
-    long_runs: set[asyncio.Task[None]] = set()
+    lock = conductor_lock(project.state_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        running = ConductorClient.discover(project.state_dir)
+        who = f"pid {running.process.pid}" if running and running.process else "a process still starting"
+        raise UsageError(f"a conductor already runs for {project.root} ({who}); use it, or stop it with "
+                         "`baton down --all` first.") from None
+    return lock
 
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "pid": os.getpid(), "busy": run_lock.locked(),
-                                  "long_runs": len(long_runs),
-                                  "schedules": schedules.describe() if schedules else None})
 
-    async def run(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+class Conductor:
+    def __init__(self, project: Any, lock: Any) -> None:
+        self.project = project
+        self.lock = lock
+        self.token = secrets.token_urlsafe(32)
+        self.code = code_stamp()
+        self.run_lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
+        self.runs: set[asyncio.Task[Any]] = set()
+        self.background: set[asyncio.Task[Any]] = set()
+        self.custody: Any = None
+        self.api_url = ""
+        self.prefect_embedded = True
+        self.started_at = time.time()
+        self._prefect_restart = asyncio.Lock()
+        self._settings: Any = None
+        self._router: Any = None
 
-        def progress(line: str) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, {"progress": line})
+    # -- the life of a conductor, in order ----------------------------------------------------------------
 
-        async def execute() -> None:
-            try:
-                async with (run_lock if body["action"] not in SELF_LOCKING else contextlib.nullcontext()):
-                    with router.routing_to(progress):
-                        result = await run_in_loop(project, body["action"], body.get("params") or {},
-                                                   who=body.get("actor"))
-                queue.put_nowait({"result": result})
-            except BatonError as exc:
-                queue.put_nowait({"error": exc.message, "exit_code": exc.exit_code})
-            except Exception as exc:  # a flow's unexpected failure: one line, the run keeps its traceback
-                log.exception("run of %s failed", body.get("action"))
-                queue.put_nowait({"error": f"the {body.get('action')} flow failed: {type(exc).__name__}: {exc}",
-                                  "exit_code": 1})
-
-        worker = asyncio.create_task(execute())
-        if body["action"] in SELF_LOCKING:  # goes on if the CLI goes away; cancelled at shutdown
-            long_runs.add(worker)
-            worker.add_done_callback(long_runs.discard)
-        while True:
-            item = await queue.get()
-            await response.write((json.dumps(item, default=str) + "\n").encode())
-            if "result" in item or "error" in item:
-                break
-        await worker
-        await response.write_eof()
-        return response
-
-    custody = None
-    NO_CUSTODIAN = {"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}
-
-    async def run_repair(action: str, params: dict[str, Any]) -> Any:
-        async with run_lock:  # one at a time with the CLI's runs
-            return await run_in_loop(project, action, params, who="custodian")
-
-    async def custody_state(_: web.Request) -> web.Response:
-        if custody is None:
-            return web.json_response(NO_CUSTODIAN, status=409)
-        return web.json_response(custody.core.snapshot())
-
-    async def custody_command(request: web.Request) -> web.Response:
-        if custody is None:
-            return web.json_response(NO_CUSTODIAN, status=409)
-        body = await request.json()
+    async def run(self, host: str, port: int) -> None:
+        _log_to_stderr()
+        await self.connect_prefect()
+        await self.recover()
+        runner = await self.listen(host, port)
+        self.install_signal_handlers()
+        self.start_custodian()
+        self.spawn(self.canary_ticker())
+        self.spawn(self.watch_project())
         try:
-            node = await custody.command(str(body.get("kind")), str(body.get("node")))
-        except BatonError as exc:
-            return web.json_response({"error": exc.message}, status=400)
-        return web.json_response(node)
-
-    async def custody_watch(request: web.Request) -> web.StreamResponse:
-        if custody is None:
-            return web.json_response(NO_CUSTODIAN, status=409)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        queue = custody.subscribe()
-        try:
-            await response.write((json.dumps({"snapshot": custody.core.snapshot()}) + "\n").encode())
-            stopped = asyncio.ensure_future(stopping.wait())
-            try:
-                while not stopping.is_set():
-                    getting = asyncio.ensure_future(queue.get())
-                    done, _ = await asyncio.wait({getting, stopped}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-                    if getting not in done:
-                        getting.cancel()
-                    decision = getting.result() if getting in done else {"keepalive": time.time()}
-                    await response.write((json.dumps(decision) + "\n").encode())
-            finally:
-                stopped.cancel()
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+            await self.stopping.wait()
         finally:
-            custody.unsubscribe(queue)
-        return response
+            await self.shut_down(runner)
 
-    async def shutdown(_: web.Request) -> web.Response:
-        stopping.set()
-        return web.json_response({"ok": True})
+    async def connect_prefect(self) -> None:
+        """Point this process at the user's Prefect server (starting it if needed) and warm Prefect once."""
+        from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, interactive_settings
+        from baton.prefect_server import user_api_url
 
-    app = web.Application(middlewares=[auth])
-    app.router.add_get("/health", health)
-    app.router.add_post("/run", run)
-    app.router.add_post("/shutdown", shutdown)
-    app.router.add_get("/custody", custody_state)
-    app.router.add_post("/custody/command", custody_command)
-    app.router.add_get("/custody/watch", custody_watch)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    me = os.getpid()
-    record = ProcessRecord(me, os.getpgid(me), process_start_ticks(me) or 0, tuple(sys.argv))
-    path = project.state_dir / CONDUCTOR_FILE
-    atomic_write_text(path, json.dumps({"host": host, "port": bound, "token": token, "process": record.to_json(),
-                                        "code": code}))
-    os.chmod(path, 0o600)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    settings = interactive_settings()
-    settings.__enter__()
-    if os.environ.get("BATON_NO_CUSTODIAN") != "1":  # first: registering schedules can wait on a busy server
+        self.api_url = await asyncio.to_thread(apply_prefect_environment, self.project)
+        self.prefect_embedded = user_api_url() is None
+        import prefect  # noqa: F401 - warm the import once, here, not per run
+
+        self._router = ProgressRouter.install()
+        self._settings = interactive_settings()
+        self._settings.__enter__()
+
+    async def recover(self) -> None:
+        """What a dead predecessor left: runs still 'Running' are marked Crashed (under the project lock no flow
+        of this project runs, so any such run was cut short)."""
+        from baton.history import HistoryClient, mark_abandoned_runs
+
+        def mark_abandoned() -> None:
+            with self.project.lock(timeout=10):
+                crashed = mark_abandoned_runs(HistoryClient(self.api_url), project_tag=self.project.run_tag)
+            if crashed:
+                log.warning("marked runs cut short by a dead process as Crashed: %s", ", ".join(crashed))
+
+        try:
+            await asyncio.to_thread(mark_abandoned)
+        except BatonError as exc:
+            log.warning("could not check for abandoned runs: %s", exc)
+
+    async def listen(self, host: str, port: int) -> Any:
+        """Serve the API on loopback and say where in ``.baton/conductor.json`` (0600: it holds the token)."""
+        from aiohttp import web
+
+        from baton.cli.conductor_api import build_app
+
+        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        me = os.getpid()
+        record = ProcessRecord(me, os.getpgid(me), process_start_ticks(me) or 0, tuple(sys.argv))
+        path = self.project.state_dir / CONDUCTOR_FILE
+        atomic_write_text(path, json.dumps({"host": host, "port": bound, "token": self.token,
+                                            "process": record.to_json(), "code": self.code}))
+        os.chmod(path, 0o600)
+        return runner
+
+    def install_signal_handlers(self) -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+
+    def start_custodian(self) -> None:
+        if os.environ.get("BATON_NO_CUSTODIAN") == "1":
+            return
         from baton.cli.custody import Custody
 
         try:
-            custody = Custody(project, run_repair)
-            custody.start()
+            self.custody = Custody(self.project, self.run_repair, prefect_check=self.check_prefect,
+                                   prefect_restart=self.restart_prefect)
+            self.custody.start()
         except BatonError as exc:
             log.warning("the custodian is not running: %s", exc)
-    if os.environ.get("BATON_NO_SCHEDULES") != "1":
-        from baton.cli.schedules import ScheduleRunner
 
-        try:
-            schedules = ScheduleRunner(project, project.load().name, api_url)
-            await asyncio.to_thread(schedules.start)
-        except BatonError as exc:
-            log.warning("not serving scheduled deployments: %s", exc)
-        if schedules is not None and schedules.error:
-            log.warning("not serving scheduled deployments: %s", schedules.error)
-    try:
-        await stopping.wait()
-        if custody is not None:
-            await custody.stop()
-        for task in list(long_runs):  # a canary's record is persisted: the next conductor's tick resumes it
+    async def shut_down(self, runner: Any) -> None:
+        """Within a few seconds: the custodian stops, a run in progress gets ``GRACE_S``, then everything is
+        cancelled (flows are crash-safe: the next conductor adopts or stops what they left)."""
+        if self.custody is not None:
+            await self.custody.stop()
+        for task in list(self.background):
             task.cancel()
-        async with asyncio.timeout(60):
-            async with run_lock:  # let a run in progress finish
-                pass
-    finally:
-        path.unlink(missing_ok=True)
-        if schedules is not None:
-            await asyncio.to_thread(schedules.stop)
+        if self.runs:
+            _, pending = await asyncio.wait(set(self.runs), timeout=GRACE_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*self.background, return_exceptions=True)
+        mine = self.project.state_dir / CONDUCTOR_FILE
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(mine.read_text()).get("token") == self.token:
+                mine.unlink()
         await runner.cleanup()
-        settings.__exit__(None, None, None)
+        if self._settings is not None:
+            self._settings.__exit__(None, None, None)
+
+    # -- running flows ----------------------------------------------------------------------------------------
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    def start_run(self, action: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self.runs.add(task)
+        task.add_done_callback(self.runs.discard)
+        return task
+
+    def keeps_running(self, action: str) -> bool:
+        from baton.cli.flowrun import SELF_LOCKING
+
+        return action in SELF_LOCKING
+
+    async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
+                         progress: Progress | None) -> Any:
+        """One flow run for the CLI: waits for the Prefect API when it is being brought back, then for its turn."""
+        from baton.cli.flowrun import SELF_LOCKING, run_in_loop
+
+        await self.prefect_ready(progress)
+        turn = self.run_lock if action not in SELF_LOCKING else contextlib.nullcontext()
+        async with turn:
+            with self._router.routing_to(progress):
+                return await run_in_loop(self.project, action, params, who=actor)
+
+    async def run_repair(self, action: str, params: dict[str, Any]) -> Any:
+        """The custodian's repairs: one at a time with the CLI's runs."""
+        from baton.cli.flowrun import run_in_loop
+
+        async with self.run_lock:
+            return await run_in_loop(self.project, action, params, who="custodian")
+
+    # -- supervision of the Prefect API ---------------------------------------------------------------------------
+
+    async def check_prefect(self) -> tuple[bool, str, bool]:
+        """(answers, why not, its process exited): the custodian's look at the Prefect API."""
+        from baton.prefect_server import healthy, running_server
+
+        if await asyncio.to_thread(healthy, self.api_url, 3.0):
+            return True, "", False
+        exited = self.prefect_embedded and running_server() is None
+        return False, f"the Prefect API at {self.api_url} does not answer", exited
+
+    async def restart_prefect(self) -> str:
+        """Bring the shared server back (or find it again where it is recorded); a user's server is waited for."""
+        from baton.prefect_server import ensure_server, healthy
+
+        async with self._prefect_restart:
+            if await asyncio.to_thread(healthy, self.api_url, 3.0):
+                return f"answering at {self.api_url}"
+            if not self.prefect_embedded:
+                raise BatonError(f"the Prefect API at {self.api_url} (PREFECT_API_URL) does not answer; it is not "
+                                 "Baton's to restart")
+            server = await asyncio.to_thread(ensure_server)
+            if server.api_url != self.api_url:  # its port was taken meanwhile: a fresh conductor follows it
+                log.warning("the Prefect server moved from %s to %s: the conductor restarts", self.api_url,
+                            server.api_url)
+                self.stopping.set()
+                raise BatonError(f"the Prefect server moved to {server.api_url}; the conductor restarts to follow "
+                                 "it: run the command again.")
+            return f"answering at {server.api_url}"
+
+    async def prefect_ready(self, progress: Progress | None) -> None:
+        """Return once the Prefect API answers; meanwhile say so, and bring it back."""
+        from baton.prefect_server import healthy
+
+        if await asyncio.to_thread(healthy, self.api_url, 2.0):
+            return
+        if progress is not None:
+            progress(f"waiting for the Prefect API at {self.api_url}: the conductor is bringing it back")
+        await self.restart_prefect()
+
+    # -- work that comes due --------------------------------------------------------------------------------------
+
+    async def canary_ticker(self) -> None:
+        """Advance in-flight canaries when an evaluation is due and stop expired warm versions, in-process: a stat
+        of state.json a second, nothing more, while nothing is due."""
+        from baton.canary import earliest_due
+        from baton.cli.flowrun import run_in_loop
+        from baton.state import StateStore
+
+        if os.environ.get("BATON_NO_SCHEDULES") == "1":
+            return
+        store = StateStore(self.project.state_dir)
+        seen, due_at = None, None
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                stamp = store.path.stat().st_mtime_ns
+            except OSError:
+                stamp = None
+            if stamp != seen:
+                seen = stamp
+                try:
+                    due_at = earliest_due(store.load(), time.time()) if stamp else None
+                except BatonError:
+                    due_at = None
+            if due_at is None or time.time() < due_at:
+                continue
+            try:
+                await self.prefect_ready(None)
+                await run_in_loop(self.project, "canary-tick", {}, who="schedule")
+            except Exception:  # noqa: BLE001 - a failed tick is in history; the next one tries again
+                log.exception("the canary tick failed")
+            seen = None  # the tick changed state (or failed): look again
+
+    async def watch_project(self) -> None:
+        """Stop when the project is gone (``rm -rf``): its baton.yaml vanished, or the lock file this conductor
+        holds was unlinked (a file descriptor on it keeps its link count)."""
+        root = Path(self.project.root)
+        held = os.open(self.project.state_dir / LOCK_FILE, os.O_RDONLY)
+        try:
+            while not self.stopping.is_set():
+                await asyncio.sleep(WATCH_S)
+                if not (root / "baton.yaml").exists() or os.fstat(held).st_nlink == 0:
+                    log.warning("the project at %s is gone: the conductor stops", root)
+                    self.stopping.set()
+        finally:
+            os.close(held)
+
+    def describe(self) -> dict[str, Any]:
+        custody = self.custody
+        return {"ok": True, "pid": os.getpid(), "busy": self.run_lock.locked(), "runs": len(self.runs),
+                "started_at": self.started_at, "prefect_api": self.api_url,
+                "prefect_managed": self.prefect_embedded,
+                "custodian": "off (BATON_NO_CUSTODIAN=1)" if os.environ.get("BATON_NO_CUSTODIAN") == "1"
+                else ("running" if custody is not None else "not running")}
 
 
 def _log_to_stderr() -> None:
@@ -234,45 +324,3 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
-
-def ensure_conductor(project: Any) -> ConductorClient:
-    """The running conductor, or a new one started in the background."""
-    client = ConductorClient.discover(project.state_dir)
-    if client is not None and not client.stale and client.ping():
-        return client
-    if client is not None:
-        stop_conductor(project)
-    project.state_dir.mkdir(exist_ok=True)
-    (project.state_dir / CONDUCTOR_FILE).unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "baton.cli.main", "-C", str(project.root), "serve"]
-    record = spawn(argv, env={k: v for k, v in os.environ.items() if k != "BATON_NO_CONDUCTOR"},
-                   cwd=project.root, stdout=project.state_dir / "conductor.log")
-    deadline = time.monotonic() + START_TIMEOUT_S
-    delay = 0.05
-    while time.monotonic() < deadline:
-        client = ConductorClient.discover(project.state_dir)
-        if client is not None and client.ping():
-            return client
-        if process_start_ticks(record.pid) is None:
-            break
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.3)
-    tail = (project.state_dir / "conductor.log").read_text(errors="replace").strip().splitlines()[-3:]
-    raise BatonError(f"the conductor did not start ({' | '.join(tail) or 'no output'}); "
-                     f"see {project.state_dir / 'conductor.log'}.")
-
-
-def stop_conductor(project: Any) -> bool:
-    from baton.processes import stop_group
-
-    client = ConductorClient.discover(project.state_dir)
-    if client is None:
-        return False
-    client.shutdown()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and client.process and process_start_ticks(client.process.pid) is not None:
-        time.sleep(0.05)
-    if client.process and process_start_ticks(client.process.pid) is not None:
-        stop_group(client.process)
-    (Path(project.state_dir) / CONDUCTOR_FILE).unlink(missing_ok=True)
-    return True

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from baton.custodian import Command, CustodianCore, CustodyPolicy, ProbeResult, RepairFinished, RepairOrder, Tick
-from baton.custodian.events import ProbeRound
+from baton.custodian.core import COMPONENT_REPAIRS
+from baton.custodian.events import PREFECT, ComponentProbe, ProbeRound, adapter_component
 from baton.custodian.store import CustodyStore
 from baton.errors import BatonError, UsageError
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 EVENTS_FILE = "events.jsonl"
 EVENTS_MAX_BYTES = 5 * 1024 * 1024
 RunRepair = Callable[[str, dict[str, Any]], Awaitable[Any]]
+PrefectCheck = Callable[[], Awaitable[tuple[bool, str, bool]]]  # (answers, detail, its process exited)
+PrefectRestart = Callable[[], Awaitable[str]]  # restarts it; returns what happened
 
 
 def policy_from_env(environ: dict[str, str] | None = None) -> CustodyPolicy:
@@ -48,9 +51,12 @@ def policy_from_env(environ: dict[str, str] | None = None) -> CustodyPolicy:
 
 
 class Custody:
-    def __init__(self, project: Any, run_repair: RunRepair, policy: CustodyPolicy | None = None) -> None:
+    def __init__(self, project: Any, run_repair: RunRepair, policy: CustodyPolicy | None = None, *,
+                 prefect_check: PrefectCheck | None = None, prefect_restart: PrefectRestart | None = None) -> None:
         self.project = project
         self.run_repair = run_repair
+        self.prefect_check = prefect_check
+        self.prefect_restart = prefect_restart
         self.store = CustodyStore(project.state_dir)
         self.core = CustodianCore(self._dependencies(), policy=policy or policy_from_env(), clock=time.time,
                                   launch=self._launch, abort=self._abort, save=self.store.save)
@@ -120,6 +126,9 @@ class Custody:
             await asyncio.sleep(self.core.policy.probe_interval_s)
 
     async def _probe_once(self, store: Any, probe_services: Any) -> None:
+        if self.prefect_check is not None:  # Baton's own API first: every repair is a flow
+            answers, detail, exited = await self.prefect_check()
+            self.core.post(ComponentProbe(PREFECT, answers, detail, exited))
         if await asyncio.to_thread(self._project_busy):
             return
         before = store.path.stat().st_mtime_ns if store.path.exists() else 0
@@ -130,10 +139,20 @@ class Custody:
             return
         if config is not self._graph_of:  # baton.yaml changed (the project caches its config while it does not)
             self.core.dependencies, self._graph_of = self._dependencies(config), config
+        hosts = await asyncio.to_thread(self._probe_hosts, state) if state.running else []
         for r in results:
             self.core.post(ProbeResult(r["node"], r["ok"], r["detail"], r["incarnation"], r["command"],
                                        exited=r.get("exited", False)))
-        self.core.post(ProbeRound(tuple(r["node"] for r in results), running=state.running))
+        for component, alive in hosts:
+            self.core.post(ComponentProbe(component, alive, "" if alive else "the adapter host exited", not alive))
+        self.core.host_of = {node: adapter_component(h.host_id) for h in state.hosts.values() for node in h.nodes}
+        self.core.post(ProbeRound(tuple(r["node"] for r in results), running=state.running,
+                                  components=(PREFECT, *(c for c, _ in hosts))))
+
+    def _probe_hosts(self, state: Any) -> list[tuple[str, bool]]:
+        """Whether each adapter host of the circuit still runs (its process, or its containers)."""
+        provider = self._provider(state.provider)
+        return [(adapter_component(h.host_id), provider.host_alive(h)) for h in state.hosts.values()]
 
     async def _timer_loop(self) -> None:
         while True:
@@ -153,6 +172,9 @@ class Custody:
             task.cancel()
 
     async def _repair(self, order: RepairOrder) -> None:
+        if order.kind in COMPONENT_REPAIRS.values():
+            await self._restart_component(order)
+            return
         custody = self.core.nodes.get(order.node)
         expected = custody.incarnation if custody else ""
         action = "heal-restart" if order.kind == "restart" else "heal-mock"
@@ -177,6 +199,28 @@ class Custody:
         except Exception as exc:  # noqa: BLE001 - the flow's own failure: the provider machinery
             detail, blame = f"{type(exc).__name__}: {exc}", "provider"
         await self.core.send(RepairFinished(order.node, order.kind, order.repair_id, ok, detail, blame, cancelled))
+
+    async def _restart_component(self, order: RepairOrder) -> None:
+        ok, detail, blame = False, "", "provider"
+        try:
+            if order.kind == COMPONENT_REPAIRS[PREFECT]:
+                if self.prefect_restart is None:
+                    raise BatonError("no way to restart the Prefect API here")
+                detail = await self.prefect_restart()
+            else:
+                host_id = order.node.removeprefix("adapter:")
+                result = await self.run_repair("heal-adapter", {"host_id": host_id, "reason": order.reason})
+                detail = (result or {}).get("skipped") or f"{len((result or {}).get('nodes') or [])} nodes answering"
+            ok = True
+        except asyncio.CancelledError:
+            if self.core.shutting_down:
+                raise
+            detail = "cancelled"
+        except BatonError as exc:
+            detail = exc.message
+        except Exception as exc:  # noqa: BLE001 - the machinery's own failure
+            detail = f"{type(exc).__name__}: {exc}"
+        await self.core.send(RepairFinished(order.node, order.kind, order.repair_id, ok, detail, blame))
 
     # -- commands and watchers --------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float
 
     get_provider(provider)  # an unknown provider is a usage error before anything starts
     if provider == "local":
-        from baton.cli.conductor import ensure_conductor
+        from baton.cli.conductor_launch import ensure_conductor
 
         ensure_conductor(obj.project())
     _, result = run_flow_command(obj, "deploy", {"provider": provider, "build": build, "offline": offline,

@@ -43,6 +43,7 @@ FLOWS: dict[str, str] = {
     "canary-tick": "flows.canary:canary_tick",
     "heal-restart": "flows.heal:heal_restart",
     "heal-mock": "flows.heal:heal_mock",
+    "heal-adapter": "flows.heal_adapter:heal_adapter",
 }
 
 # Flows that run for long and take the project lock only around their steps (so other commands go on), and
@@ -60,11 +61,11 @@ def actor() -> str:
 
 
 def apply_prefect_environment(project: Any) -> str:
-    """Point this process's Prefect settings at the project's server (starting it if needed)."""
+    """Point this process's Prefect settings at the user's shared server (starting it if needed)."""
     from baton.prefect_server import ensure_server, prefect_environment
 
-    server = ensure_server(project.state_dir)
-    os.environ.update(prefect_environment(project.state_dir, server.api_url))
+    server = ensure_server()
+    os.environ.update(prefect_environment(server))
     return server.api_url
 
 
@@ -163,18 +164,25 @@ def run_local(project: Any, action: str, params: dict[str, Any], progress: Progr
         return asyncio.run(run_in_loop(project, action, params, who=who))
 
 
+# Actions that leave the circuit running: the conductor (and its custodian) must be there after them.
+LOCAL_ACTIONS = frozenset({"down", "teardown", "deploy-status", "image-adapter", "image-build", "image-push"})
+
+
 def run_action(project: Any, action: str, params: dict[str, Any], progress: Progress | None = None) -> Any:
-    """Run through the conductor when it is up, else locally."""
+    """Run through the project's conductor, starting it when the action leaves something running and none answers
+    (a conductor killed earlier comes back here); ``BATON_NO_CONDUCTOR=1`` runs the flow in this process."""
     from baton.conductor_client import ConductorClient
 
+    if os.environ.get("BATON_NO_CONDUCTOR"):
+        return run_local(project, action, params, progress)
     client = ConductorClient.discover(project.state_dir)
-    if client is not None and client.stale:  # started before the code changed: restart it
-        from baton.cli.conductor import ensure_conductor
+    if client is None or client.stale or not client.ping():
+        if action in LOCAL_ACTIONS:  # nothing of it stays running: no conductor needed
+            return run_local(project, action, params, progress)
+        from baton.cli.conductor_launch import ensure_conductor
 
-        client = ensure_conductor(project)
-    if client is not None:
-        return client.run(action, params, actor=actor(), progress=progress)
-    return run_local(project, action, params, progress)
+        client = ensure_conductor(project, progress)
+    return client.run(action, params, actor=actor(), progress=progress)
 
 
 def stderr_progress(enabled: bool) -> Progress | None:

@@ -16,7 +16,7 @@ __all__ = ["watch", "heal"]
 
 def _conductor(obj: Any) -> Any:
     """The conductor (the custodian lives there), started if it is not running."""
-    from baton.cli.conductor import ensure_conductor
+    from baton.cli.conductor_launch import ensure_conductor
 
     return ensure_conductor(obj.project())
 

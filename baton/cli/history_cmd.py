@@ -29,13 +29,10 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _client(project: Any):  # noqa: ANN202
-    import os
-
     from baton.history import HistoryClient
     from baton.prefect_server import ensure_server
 
-    url = os.environ.get("PREFECT_API_URL") or ensure_server(project.state_dir).api_url
-    return HistoryClient(url)
+    return HistoryClient(ensure_server().api_url)
 
 
 @click.group(invoke_without_command=True)

@@ -21,6 +21,7 @@ from baton.cli.logs_cmd import logs
 from baton.cli.migrate_cmd import migrate_config
 from baton.cli.route_cmd import route
 from baton.cli.runtime_cmd import apply, collapse, down, serve, slot, swap, up
+from baton.cli.server_cmd import server, ui
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
 from baton.cli.topology_cmd import contract, edge, init, node
@@ -66,7 +67,7 @@ cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
 for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
-                 deploy_status, watch, heal):
+                 deploy_status, watch, heal, server, ui):
     cli.add_command(_command)
 
 

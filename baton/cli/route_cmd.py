@@ -121,7 +121,7 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
     if (detach or keep_warm) and not promote:
         raise UsageError("--detach and --keep-warm belong to an analysed canary; add --promote.")
     if detach:
-        from baton.cli.conductor import ensure_conductor
+        from baton.cli.conductor_launch import ensure_conductor
 
         ensure_conductor(obj.project())  # its scheduled tick advances the canary
     if not promote:

@@ -30,10 +30,10 @@ def run_flow_command(obj: Any, action: str, params: dict[str, Any], as_json: boo
 def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool) -> None:
     """Boot the circuit: an adapter per node, mocks where nothing is slotted."""
     project = obj.project()
-    if not no_conductor:
-        from baton.cli.conductor import ensure_conductor
+    if no_conductor:
+        import os
 
-        ensure_conductor(project)
+        os.environ["BATON_NO_CONDUCTOR"] = "1"
     _, result = run_flow_command(obj, "up", {"mock": mock, "timeout_s": timeout_s}, as_json)
 
     def human(c: Any) -> None:
@@ -47,24 +47,38 @@ def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool
 
 
 @click.command()
-@click.option("--all", "everything", is_flag=True, help="Also stop the conductor and the project's Prefect server.")
+@click.option("--all", "everything", is_flag=True, help="Also stop the project's conductor (the shared Prefect server "
+                                                         "keeps running: `baton server stop`).")
 @json_option
 @click.pass_obj
 def down(obj: Any, everything: bool, as_json: bool) -> None:
     """Stop every service and adapter the circuit started (history is kept)."""
-    project, result = run_flow_command(obj, "down", {}, as_json)
+    from baton.state import StateStore
+
+    project = obj.project()
+    state = StateStore(project.state_dir).load()
+    if state.running or state.owned():
+        _, result = run_flow_command(obj, "down", {}, as_json)
+    else:  # nothing runs: no flow, no Prefect server started just to stop nothing
+        result = {"circuit": project.load().name, "services_stopped": [], "hosts_stopped": [], "already_down": True}
     if everything:
-        from baton.cli.conductor import stop_conductor
-        from baton.prefect_server import stop_server
+        from baton.cli.conductor_launch import stop_conductor
+        from baton.prefect_server import legacy_server_record
+        from baton.processes import stop_group
 
         result["conductor_stopped"] = stop_conductor(project)
-        result["prefect_server_stopped"] = stop_server(project.state_dir)
+        legacy = legacy_server_record(project.state_dir)  # a per-project server of an earlier Baton
+        result["legacy_server_stopped"] = bool(legacy) and stop_group(legacy, timeout=15)
 
     def human(c: Any) -> None:
-        c.print(f"Circuit is down: {len(result['hosts_stopped'])} adapter hosts and "
-                f"{len(result['services_stopped'])} services stopped")
+        if result.get("already_down"):
+            c.print("Circuit is already down: nothing was running")
+        else:
+            c.print(f"Circuit is down: {len(result['hosts_stopped'])} adapter hosts and "
+                    f"{len(result['services_stopped'])} services stopped")
         if everything:
-            c.print("Conductor and Prefect server stopped; history stays in .baton/prefect")
+            c.print("Conductor " + ("stopped" if result["conductor_stopped"] else "was not running")
+                    + "; history stays in the shared Prefect server (`baton ui`)")
 
     emit(as_json, result, human)
 

@@ -51,6 +51,56 @@ def _custody(project: Any) -> dict[str, dict[str, Any]]:
     return CustodyStore(project.state_dir).load().get("nodes") or {}
 
 
+def _runtime_parts(project: Any, running: bool) -> dict[str, Any]:
+    """Baton's own parts: the conductor (started in the background when the circuit runs without one), its
+    custodian, and the Prefect API. Plain HTTP, no Prefect import."""
+    import os
+
+    from baton.cli.conductor_launch import conductor_running, start_conductor_in_background
+    from baton.conductor_client import ConductorClient
+    from baton.prefect_server import healthy, server_status
+
+    conductor: dict[str, Any] = {"running": False, "pid": None, "custodian": "not running"}
+    client = ConductorClient.discover(project.state_dir)
+    health = client.health() if client is not None else None
+    if health is not None:
+        conductor.update(running=True, pid=health.get("pid"), custodian=health.get("custodian", "not running"))
+    elif os.environ.get("BATON_NO_CONDUCTOR"):
+        conductor["note"] = "off (BATON_NO_CONDUCTOR=1)"
+    elif running and (conductor_running(project.state_dir) or start_conductor_in_background(project)):
+        conductor["note"] = "starting (it had stopped; this command started it)"
+    server = server_status()
+    if server["api_url"] and not server["running"] and server["managed_by"] != "baton":
+        server["running"] = healthy(server["api_url"])
+    return {"conductor": conductor, "prefect": {k: server.get(k) for k in ("api_url", "ui_url", "running",
+                                                                            "managed_by", "pid", "database")}}
+
+
+def check_problems(payload: dict[str, Any]) -> list[str]:
+    """What `status --check` fails on: anything of the circuit or of Baton itself that is not serving."""
+    import os
+
+    if not payload["running"]:
+        return ["the circuit is not running (`baton up`)"]
+    problems = []
+    conductor = payload["conductor"]
+    if not conductor["running"] and not os.environ.get("BATON_NO_CONDUCTOR"):
+        problems.append("the conductor is not running" + (f" ({conductor['note']})" if conductor.get("note") else ""))
+    elif conductor["running"] and conductor["custodian"] == "not running":
+        problems.append("the custodian is not running (see .baton/conductor.log)")
+    if not payload["prefect"]["running"]:
+        problems.append(f"the Prefect API at {payload['prefect']['api_url']} does not answer")
+    for n in payload["nodes"]:
+        keeper = n["custodian"] or {}
+        if n["state"] == "stopped":
+            problems.append(f"{n['name']}: its adapter is not running")
+        elif keeper.get("status") in ESCALATED:
+            problems.append(f"{n['name']}: {keeper['status']} by the custodian ({keeper['reason']})")
+        elif n["health"] in ("unhealthy", "unreachable"):
+            problems.append(f"{n['name']}: not serving ({n['health']}: {n['detail']})")
+    return problems
+
+
 def status_payload(project: Any) -> dict[str, Any]:
     from baton.circuit import CircuitGraph
 
@@ -94,6 +144,7 @@ def status_payload(project: Any) -> dict[str, Any]:
         "running": bool(runtime),
         "start_order": list(graph.topological_order()),
         "cycles": [list(c) for c in graph.cycles()],
+        **_runtime_parts(project, state.running),
     }
 
 
@@ -101,13 +152,14 @@ ESCALATED = ("mocked", "faulted")
 
 
 @click.command()
-@click.option("--check", is_flag=True, help="Exit 1 when the custodian has escalated a node (mocked or faulted).")
+@click.option("--check", is_flag=True, help="Exit 1 when anything is not serving: a node (adapter down, unhealthy, "
+                                            "mocked or faulted by the custodian), the conductor, the custodian or "
+                                            "the Prefect API.")
 @json_option
 @click.pass_obj
 def status(obj: Any, check: bool, as_json: bool) -> None:
     """Show the circuit: nodes, edges, start order, and what the custodian says of each node."""
     payload = status_payload(obj.project())
-    escalated = [n for n in payload["nodes"] if n["custodian"] and n["custodian"]["status"] in ESCALATED]
 
     def human(c: Any) -> None:
         c.print(f"Circuit [bold]{payload['name']}[/] (baton.yaml v{payload['version']}) at {payload['path']}: "
@@ -139,12 +191,19 @@ def status(obj: Any, check: bool, as_json: bool) -> None:
             c.print(table("Edges", ("source", "target", "label"),
                           [(e["source"], e["target"], e["label"] or "-") for e in payload["edges"]]))
             c.print("Start order: " + " -> ".join(payload["start_order"]))
+        conductor, prefect = payload["conductor"], payload["prefect"]
+        if conductor["running"]:
+            c.print(f"Conductor: running (pid {conductor['pid']}); custodian: {conductor['custodian']}")
+        else:
+            c.print(f"Conductor: not running{' (' + conductor['note'] + ')' if conductor.get('note') else ''}")
+        c.print(f"Prefect API: {prefect['api_url'] or 'not started yet'} "
+                f"({'answering' if prefect['running'] else 'not answering'}; kept by {prefect['managed_by']})")
         for cycle in payload["cycles"]:
             c.print(f"[yellow]Cycle:[/] {' -> '.join(cycle)} (these nodes start together)")
 
     emit(as_json, payload, human)
-    if check and escalated:
-        names = ", ".join(f"{n['name']} ({n['custodian']['status']})" for n in escalated)
-        click.echo(f"error: the custodian escalated {names}; see `baton watch` and `baton logs`, then "
-                   "`baton heal resume <node>` or slot a fixed version.", err=True)
+    problems = check_problems(payload) if check else []
+    if problems:
+        click.echo("error: not everything is serving: " + "; ".join(problems) + ". See `baton watch` and `baton logs`; "
+                   "`baton up` starts what is missing.", err=True)
         raise click.exceptions.Exit(1)

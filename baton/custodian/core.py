@@ -21,10 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.custodian.events import Command, Event, ProbeResult, ProbeRound, RepairFinished, Tick
+from baton.custodian.events import PREFECT, Command, ComponentProbe, Event, ProbeResult, ProbeRound, RepairFinished, Tick
 from baton.custodian.machine import ESCALATED, CustodyPolicy, NodeCustody, Status
 
-__all__ = ["CustodianCore", "RepairOrder", "ProviderGate"]
+__all__ = ["CustodianCore", "RepairOrder", "ProviderGate", "COMPONENT_REPAIRS"]
+
+# Baton's own parts are restarted, never mocked: after this many failed looks (or at once when the process exited)
+COMPONENT_RESTART_AFTER = 2
+COMPONENT_REPAIRS = {"adapter": "restart-adapter", PREFECT: "restart-prefect"}
+SERVING = (Status.HEALTHY, Status.WATCHING)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,8 @@ class CustodianCore:
         self.gate = gate or ProviderGate()
         self.dependencies = {n: list(d) for n, d in dependencies.items()}
         self.nodes: dict[str, NodeCustody] = {}
+        self.components: dict[str, NodeCustody] = {}  # Baton's own parts: adapter hosts, the Prefect API
+        self.host_of: dict[str, str] = {}  # node -> the component of the adapter host serving it
         self.inbox: asyncio.Queue[Event] = asyncio.Queue(maxsize=inbox_size)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions_kept)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -160,6 +167,7 @@ class CustodianCore:
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
         return {"nodes": {n: c.to_json() for n, c in sorted(self.nodes.items())}, "saved_at": now,
+                "components": {n: c.to_json() for n, c in sorted(self.components.items())},
                 "gate": self.gate.to_json(now), "dropped_events": self.dropped,
                 "policy": {"probe_interval_s": self.policy.probe_interval_s,
                            "restart_after": self.policy.restart_after, "mock_after": self.policy.mock_after}}
@@ -167,15 +175,16 @@ class CustodianCore:
     def restore(self, data: Mapping[str, Any]) -> None:
         """State saved by an earlier conductor. A repair it had in flight died with it: nothing is decided for
         that node until a fresh probe says how it is, and its backoff still holds (no duplicate repair)."""
-        for name, raw in (data.get("nodes") or {}).items():
-            custody = NodeCustody.from_json(raw, history=self.policy.history)
-            if custody.repair is not None:
-                custody.repair = None
-                custody.reobserve = True
-                custody.restart_failed(self.policy, self.clock())  # its outcome is unknown: count it, back off
-                custody.move(Status.FAILING, "a repair was cut short by a conductor restart: observing again",
-                             self.clock())
-            self.nodes[name] = custody
+        for key, kept in (("nodes", self.nodes), ("components", self.components)):
+            for name, raw in (data.get(key) or {}).items():
+                custody = NodeCustody.from_json(raw, history=self.policy.history)
+                if custody.repair is not None:
+                    custody.repair = None
+                    custody.reobserve = True
+                    custody.restart_failed(self.policy, self.clock())  # its outcome is unknown: count it, back off
+                    custody.move(Status.FAILING, "a repair was cut short by a conductor restart: observing again",
+                                 self.clock())
+                kept[name] = custody
         self.dirty = True
 
     def _decide(self, custody: NodeCustody, status: Status, reason: str) -> None:
@@ -203,6 +212,8 @@ class CustodianCore:
             self._on_tick()
         elif isinstance(event, ProbeRound):
             self._on_round(event)
+        elif isinstance(event, ComponentProbe):
+            self._on_component(event)
         self._propagate()
 
     def _on_round(self, probed: ProbeRound) -> None:
@@ -211,6 +222,43 @@ class CustodianCore:
             if custody.repair is None and not (custody.status in ESCALATED and probed.running):
                 del self.nodes[name]
                 self.dirty = True
+        if probed.components is not None:
+            for name in [n for n in self.components if n not in probed.components]:
+                if self.components[name].repair is None:  # that host is gone from the circuit: out of custody
+                    del self.components[name]
+                    self.dirty = True
+
+    def component(self, name: str) -> NodeCustody:
+        if name not in self.components:
+            custody = NodeCustody(node=name)
+            custody.history = deque(maxlen=self.policy.history)
+            self.components[name] = custody
+        return self.components[name]
+
+    def _on_component(self, probe: ComponentProbe) -> None:
+        custody = self.component(probe.component)
+        custody.reobserve = False
+        if custody.repair is not None:  # being restarted: what the old one says no longer matters
+            return
+        if probe.ok:
+            if custody.status is not Status.HEALTHY:
+                recovered = custody.failures > 0 or custody.status is Status.RESTARTED
+                custody.failures, custody.failed_restarts, custody.exited = 0, 0, False
+                custody.healthy_since = self.clock()
+                self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
+            return
+        custody.failures += 1
+        custody.exited = probe.exited
+        custody.healthy_since = None
+        self.dirty = True
+        if custody.status is Status.RESTARTED:
+            custody.restart_failed(self.policy, self.clock())
+        self._decide(custody, Status.FAILING, f"{probe.detail or 'not answering'} ({custody.failures} in a row)")
+
+    def component_serving(self, name: str) -> bool:
+        """Unknown or healthy: repairs that need it may go."""
+        custody = self.components.get(name)
+        return custody is None or custody.status in SERVING
 
     def _on_probe(self, probe: ProbeResult) -> None:
         custody = self.node(probe.node)
@@ -243,13 +291,23 @@ class CustodianCore:
         self._decide(custody, Status.FAILING, f"{probe.detail or 'probe failed'} ({custody.failures} in a row)")
 
     def _on_repair(self, done: RepairFinished) -> None:
-        custody = self.node(done.node)
+        component = done.kind in COMPONENT_REPAIRS.values()
+        custody = self.components.get(done.node) if component else self.node(done.node)
         now = self.clock()
-        if custody.repair is None or custody.repair.get("id") != done.repair_id:
+        if custody is None or custody.repair is None or custody.repair.get("id") != done.repair_id:
             return  # a result from before a restart of the conductor: already accounted for
         custody.repair = None
-        self.gate.closed(done.ok, done.blame if not done.cancelled else "service", now)
+        if done.kind != COMPONENT_REPAIRS[PREFECT]:  # the Prefect restart does not pass the provider's gate
+            self.gate.closed(done.ok, done.blame if not done.cancelled else "service", now)
         self.dirty = True
+        if component:
+            if done.ok:
+                self._decide(custody, Status.RESTARTED, f"restarted ({done.detail or 'answering'}); confirming")
+            else:
+                custody.restart_failed(self.policy, now)
+                self._decide(custody, Status.FAILING, f"restart failed: {done.detail}; next attempt in "
+                                                      f"{custody.backoff_s:g} s")
+            return
         if done.cancelled:
             custody.from_mock = False
             self._decide(custody, Status.FAILING, f"the {done.kind} was cancelled by hand; healing paused")
@@ -339,6 +397,13 @@ class CustodianCore:
         """Repairs due now (pure selection; the gate is applied in :meth:`dispatch_ready`)."""
         now = self.clock()
         orders = []
+        for name, custody in sorted(self.components.items(), key=lambda item: item[0] != PREFECT):
+            if custody.repair is not None or custody.reobserve or custody.status is not Status.FAILING:
+                continue
+            if (custody.exited or custody.failures >= COMPONENT_RESTART_AFTER) and now >= custody.next_attempt_at:
+                why = "its process exited" if custody.exited else f"{custody.failures} failed looks in a row"
+                kind = COMPONENT_REPAIRS[PREFECT] if name == PREFECT else COMPONENT_REPAIRS["adapter"]
+                orders.append(RepairOrder(name, kind, uuid.uuid4().hex[:12], why))
         for name, custody in sorted(self.nodes.items()):
             if custody.paused or custody.repair is not None or custody.reobserve or custody.status is not Status.FAILING:
                 continue
@@ -360,15 +425,22 @@ class CustodianCore:
                 self.abort(custody.repair["id"])
         started = []
         for order in self.ready_repairs():
-            held = self.gate.admits(now)
-            custody = self.nodes[order.node]
+            component = order.kind in COMPONENT_REPAIRS.values()
+            custody = self.components[order.node] if component else self.nodes[order.node]
+            held = self._needs(order)
+            if not held and order.kind != COMPONENT_REPAIRS[PREFECT]:
+                held = self.gate.admits(now)
             if held:
                 self._decide(custody, custody.status, f"{order.kind} due; held: {held}")
                 continue
-            self.gate.opened(now)
+            if order.kind != COMPONENT_REPAIRS[PREFECT]:
+                self.gate.opened(now)
             custody.repair = {"kind": order.kind, "id": order.repair_id, "started_at": now, "reason": order.reason}
             custody.exited = False
-            if order.kind == "restart":
+            if component:
+                custody.restarts += 1
+                self._decide(custody, Status.RESTARTING, f"restart {custody.restarts}: {order.reason}")
+            elif order.kind == "restart":
                 custody.restarts += 1
                 self._decide(custody, Status.RESTARTING, f"restart {custody.restarts}: {order.reason}")
             else:
@@ -377,3 +449,15 @@ class CustodianCore:
             self.launch(order)
             started.append(order)
         return started
+
+    def _needs(self, order: RepairOrder) -> str:
+        """'' when what the repair relies on serves, else why it waits: every repair but the Prefect restart is a
+        flow (it needs the Prefect API), and a service's repair talks to its node's adapter."""
+        if order.kind == COMPONENT_REPAIRS[PREFECT]:
+            return ""
+        if not self.component_serving(PREFECT):
+            return "the Prefect API is down; it is restarted first"
+        host = self.host_of.get(order.node)
+        if host and not self.component_serving(host):
+            return f"its adapter host ({host}) is down; it is restarted first"
+        return ""

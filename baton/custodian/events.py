@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Event", "ProbeResult", "ProbeRound", "Tick", "Command", "RepairFinished", "COMMANDS"]
+__all__ = ["Event", "ProbeResult", "ProbeRound", "ComponentProbe", "Tick", "Command", "RepairFinished", "COMMANDS",
+           "PREFECT", "adapter_component"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,24 @@ class ProbeResult:
     exited: bool = False  # the process or container is gone: it will not come back by itself
 
 
+PREFECT = "prefect"  # the Prefect API the conductor runs flows against
+
+
+def adapter_component(host_id: str) -> str:
+    return f"adapter:{host_id}"
+
+
+@dataclass(frozen=True)
+class ComponentProbe:
+    """One look at a part of Baton itself: an adapter host (``adapter:<host>``) or the Prefect API
+    (``prefect``). ``exited``: its process is gone (restart at once); otherwise it did not answer."""
+
+    component: str
+    ok: bool
+    detail: str = ""
+    exited: bool = False
+
+
 @dataclass(frozen=True)
 class ProbeRound:
     """A round of probes ended: ``watched`` were slotted and probed; any other node is no longer slotted
@@ -28,6 +47,7 @@ class ProbeRound:
 
     watched: tuple[str, ...]
     running: bool = True
+    components: tuple[str, ...] | None = None  # the components looked at (None: keep the known ones)
 
 
 @dataclass(frozen=True)
@@ -61,4 +81,4 @@ class RepairFinished:
     cancelled: bool = False  # stopped by `baton heal cancel`: not a failed repair
 
 
-Event = ProbeResult | ProbeRound | Tick | Command | RepairFinished
+Event = ProbeResult | ProbeRound | ComponentProbe | Tick | Command | RepairFinished

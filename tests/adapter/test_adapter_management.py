@@ -61,7 +61,7 @@ def test_status_and_health_shapes() -> None:
             assert status["listening"] is True and status["backend"]["port"] == port
             async with client.get(base + "/health") as resp:
                 health = await resp.json()
-            assert set(health) == {"node", "verdict", "latency_ms", "detail"}
+            assert set(health) == {"node", "verdict", "latency_ms", "detail", "instance", "pid"}
             assert health["verdict"] == "healthy"
             async with client.post(base + "/backend", json={"host": "127.0.0.1", "port": refused_port()}) as resp:
                 assert resp.status == 200

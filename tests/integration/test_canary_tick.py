@@ -1,5 +1,5 @@
-"""The scheduled canary tick: a canary started with --detach is carried to its end by the ``canary-tick``
-deployment that the conductor serves (Prefect's Runner) against the session's Prefect server."""
+"""The canary tick: a canary started with --detach is carried to its end by ``canary-tick`` runs that the
+conductor starts in-process when an evaluation is due (and never while nothing is due)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from load import Load
 pytestmark = pytest.mark.integration
 
 SERVICE = f"{sys.executable} {Path(__file__).resolve().parent / 'services' / 'versioned.py'}"
-SCHEDULED = {"BATON_NO_SCHEDULES": "0", "BATON_SCHEDULE_CANARY_TICK_S": "1"}
+SCHEDULED = {"BATON_NO_SCHEDULES": "0"}
 
 
 def _deployments(api_url: str, tag: str) -> list[dict]:
@@ -59,13 +59,12 @@ def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Pat
         assert dict(load.statuses) == {"200": load.total}
         assert get_json(url)["version"] == "canary"
 
-        # it ran as a deployment of this project, tagged so `baton history` finds it
-        deployment = next(d for d in _deployments(prefect_api, "action:canary-tick")
-                          if d["parameters"] == {"root": str(project)})
-        assert deployment["name"].startswith("tick-") and "circuit:tick" in deployment["tags"]
-        assert deployment["schedules"][0]["schedule"]["interval"] == 1.0
+        # it ran in the conductor, not as a deployment, and only when an evaluation was due: no idle ticks
+        assert not [d for d in _deployments(prefect_api, "action:canary-tick") if d["parameters"] == {"root": str(project)}]
         runs = ok(run_baton("history", "--action", "canary-tick", "--node", "api", "--json", cwd=project)).json()["runs"]
-        assert runs and all(r["name"] == "canary-tick-api" for r in runs)
+        assert runs and all(r["name"] == "canary-tick-api" and r["actor"] == "schedule" for r in runs)
+        every = ok(run_baton("history", "--action", "canary-tick", "--idle", "--json", cwd=project)).json()["runs"]
+        assert not [r for r in every if r["name"].endswith("-idle")], every
         details = run_details("canary-tick-api", project, lambda d: d["steps"])
         assert any(s["name"].startswith("evaluate-canary") for s in details["steps"]) or \
             any(s["name"].startswith("conclude-canary") for s in details["steps"])

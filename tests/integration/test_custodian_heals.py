@@ -104,7 +104,7 @@ def test_a_service_that_crashes_on_start_ends_up_served_by_its_mock(circuit: Pat
                             text=True, timeout=10).stdout
     assert answer and answer != "000"  # the adapter answers from the mock: callers keep working
     check = run_baton("status", "--check", cwd=project)
-    assert check.code == 1 and "escalated api (mocked)" in check.stderr
+    assert check.code == 1 and "api: mocked by the custodian" in check.stderr
     runs = ok(run_baton("history", "--node", "api", "--json", cwd=project)).json()["runs"]
     names = [(r["name"], r["state"]) for r in runs]
     assert ("heal-mock-api", "Completed") in names and ("heal-restart-api", "Failed") in names, names
