@@ -4,13 +4,15 @@ a recycled pid is never mistaken for ours."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from baton.waiting import WaitTimeout, wait_for
 
 __all__ = ["ProcessRecord", "spawn", "is_running", "stop_group", "process_start_ticks"]
 
@@ -106,22 +108,21 @@ def stop_group(record: ProcessRecord, *, timeout: float = 10.0) -> bool:
         os.killpg(record.pgid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while time.monotonic() < deadline:
+    def exited() -> bool:
         _reap(record.pid)
-        if not _group_alive(record.pgid):
-            return True
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+        return not _group_alive(record.pgid)
+
+    try:
+        wait_for(exited, timeout_s=timeout, timeout_error="", first_delay_s=0.01, max_delay_s=0.2)
+        return True
+    except WaitTimeout:
+        pass
     try:
         os.killpg(record.pgid, signal.SIGKILL)
     except ProcessLookupError:
         return True
-    deadline = time.monotonic() + 5
-    while _group_alive(record.pgid) and time.monotonic() < deadline:
-        _reap(record.pid)
-        time.sleep(0.05)
+    with contextlib.suppress(WaitTimeout):
+        wait_for(exited, timeout_s=5, timeout_error="", first_delay_s=0.01, max_delay_s=0.05)
     return True
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import aiohttp
 
 from baton.errors import BatonError
+from baton.waiting import wait_for_async
 from baton.state import CircuitState, now_iso
 from baton.wiring import adapter_config, adapter_node
 from providers import Provider
@@ -42,7 +42,7 @@ def _backend_of(state: CircuitState, provider: Provider, name: str) -> dict[str,
     return None
 
 
-@step("start-adapter-host", retries=1, retry_delay_seconds=1)
+@step("start-adapter-host", retries=1, retry_delay_seconds=1, retry_condition_fn=retry_transient)
 async def start_adapter_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     """Start one adapter process hosting ``nodes`` (no-op when it already runs)."""
     circuit = open_circuit(root)
@@ -66,6 +66,7 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     circuit = open_circuit(root)
     state = circuit.state()
     provider = circuit.provider(state)
+    refuse_taken_ports(circuit, nodes)
     backends = {n: _backend_of(state, provider, n) for n in nodes}  # one state read, one provider, per host
     entries = [
         adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=backends[n],
@@ -88,12 +89,40 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     return host.model_dump()
 
 
-async def _listening(session: aiohttp.ClientSession, url: str) -> bool:
+async def _listening(session: aiohttp.ClientSession, url: str, pid: int | None) -> bool:
+    """The node's adapter answers and listens, and it is ours: an adapter of another process (an orphan of a
+    deleted project, another circuit) answering on the same port is refused at once, naming it."""
     try:
         async with session.get(url) as resp:
-            return resp.status == 200 and bool((await resp.json()).get("listening", True))
+            status = await resp.json() if resp.status == 200 else {}
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return False
+    answered_by = status.get("pid")
+    if pid is not None and isinstance(answered_by, int) and answered_by != pid:
+        from baton.ports import describe_holder, port_holder
+
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        holder = port_holder(port)
+        raise BatonError(f"another adapter (pid {answered_by}) answers on port {port}, not the one just started: "
+                         f"{describe_holder(holder) if holder else 'it is gone now'}; stop it and run `baton up` "
+                         "again.")
+    return bool(status.get("listening", False))
+
+
+def refuse_taken_ports(circuit: Any, nodes: list[str]) -> None:
+    """Fail before starting adapters whose ports another process holds, naming it (pid, command, its project)."""
+    from baton.ports import describe_holder, port_holder
+
+    for name in nodes:
+        node = circuit.node(name)
+        for port in (node.port, node.management_port):
+            holder = port_holder(port)
+            if holder is not None:
+                raise BatonError(f"node {name} cannot listen: {describe_holder(holder)}; stop it (`baton -C "
+                                 f"{holder.project} down --all` for a Baton circuit) or give {name} another port in "
+                                 "baton.yaml." if holder.project else
+                                 f"node {name} cannot listen: {describe_holder(holder)}; stop it or give {name} "
+                                 "another port in baton.yaml.")
 
 
 @step("wait-adapters-ready")
@@ -101,21 +130,23 @@ async def wait_adapters_ready(root: str, nodes: list[str], timeout_s: float = 30
     """Wait until every node's adapter answers its management API; fail fast when a host died."""
     circuit = open_circuit(root)
     pending = {n: f"{circuit.client(n).base_url}/status" for n in nodes}
+    state = circuit.state()
+    pid_of = {n: h.process.pid for h in state.hosts.values() if h.process is not None for n in h.nodes}
     token = circuit.client(nodes[0]).token if nodes else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    deadline = time.monotonic() + timeout_s
-    delay = 0.02
     timeout = aiohttp.ClientTimeout(total=2, connect=1)
     async with aiohttp.ClientSession(timeout=timeout, headers=headers,
                                      connector=aiohttp.TCPConnector(limit=64)) as session:
-        while pending:
+
+        async def all_listening() -> bool:
             names = list(pending)
-            results = await asyncio.gather(*(_listening(session, pending[n]) for n in names))
+            results = await asyncio.gather(*(_listening(session, pending[n], pid_of.get(n)) for n in names))
             for name, ok in zip(names, results, strict=True):
                 if ok:
                     del pending[name]
-            if not pending:
-                break
+            return not pending
+
+        def host_exited() -> None:
             state = circuit.state()
             provider = circuit.provider(state)
             for host in state.hosts.values():
@@ -124,13 +155,10 @@ async def wait_adapters_ready(root: str, nodes: list[str], timeout_s: float = 30
                         f"the adapter host {host.host_id} exited while starting ({provider.host_log_tail(host)}); "
                         "fix the cause and run `baton up` again."
                     )
-            if time.monotonic() > deadline:
-                raise BatonError(
-                    f"adapters of {', '.join(sorted(pending))} did not answer within {timeout_s:.0f} s; "
-                    "see .baton/adapters/*.log."
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+
+        await wait_for_async(all_listening, timeout_s=timeout_s, abort=host_exited, timeout_error=lambda: BatonError(
+            f"adapters of {', '.join(sorted(pending))} did not answer within {timeout_s:.0f} s; see "
+            ".baton/adapters/*.log."))
     return nodes
 
 

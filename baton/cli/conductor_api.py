@@ -8,16 +8,14 @@ import json
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from baton.errors import BatonError
 
-if TYPE_CHECKING:
-    from baton.cli.conductor import Conductor
-
-__all__ = ["build_app"]
+__all__ = ["build_app", "ConductorFace"]
 
 log = logging.getLogger(__name__)
 NO_CUSTODIAN = {"error": "the custodian is not running (BATON_NO_CUSTODIAN=1)"}
@@ -27,7 +25,22 @@ def _ndjson(item: dict[str, Any]) -> bytes:
     return (json.dumps(item, default=str) + "\n").encode()
 
 
-def build_app(conductor: Conductor) -> web.Application:
+class ConductorFace(Protocol):
+    """What the API needs of the conductor (``baton.cli.conductor.Conductor``)."""
+
+    token: str
+    custody: Any
+    stopping: asyncio.Event
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def start_run(self, action: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+    async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
+                         progress: Callable[[str], None] | None) -> Any: ...
+
+
+def build_app(conductor: ConductorFace) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler):  # noqa: ANN001, ANN202
         given = request.headers.get("Authorization", "")
