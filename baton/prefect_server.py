@@ -37,6 +37,18 @@ __all__ = ["PrefectServer", "baton_home", "server_home", "user_api_url", "prefec
 START_TIMEOUT_S = float(os.environ.get("BATON_PREFECT_START_TIMEOUT_S", "90"))
 PREFERRED_PORT = 4200  # Prefect's own default, when it is free at the first start
 MANAGED_MARK = "BATON_MANAGED_API_URL"  # set beside PREFECT_API_URL when Baton chose it, so children tell it apart
+# The server's background services poll their tables every 5-20 s by default; Baton schedules nothing through
+# them (canary ticks run in conductors), so they look less often: an idle server costs about a third less CPU.
+# A value the user set wins.
+QUIET_SERVICES = {
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "30",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "30",
+    "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "60",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "60",
+}
 
 
 @dataclass(frozen=True)
@@ -208,7 +220,8 @@ def _answers(api_url: str) -> bool:
 def _start(home: Path, settings: dict[str, Any], database: str | None) -> PrefectServer:
     port = _choose_port(settings)
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, **prefect_environment(), "PREFECT_UI_ENABLED": "true", "PREFECT_SERVER_UI_ENABLED": "true"}
+    env = {**QUIET_SERVICES, **os.environ, **prefect_environment(), "PREFECT_UI_ENABLED": "true",
+           "PREFECT_SERVER_UI_ENABLED": "true"}
     for name in ("PREFECT_API_URL", MANAGED_MARK):
         env.pop(name, None)
     if database:

@@ -49,6 +49,8 @@ def watch(obj: Any, once: bool, as_json: bool) -> None:
                     for name, node in nodes.items():
                         paused = " (paused)" if node["paused"] else ""
                         out.print(f"[bold]{name}[/]: {node['status']}{paused}: {node['reason']}")
+                    for name, part in (item["snapshot"].get("components") or {}).items():  # Baton's own parts
+                        out.print(f"[bold]{name}[/]: {part['status']}: {part['reason']}")
                 if once:
                     return
                 continue
