@@ -102,3 +102,31 @@ def test_a_dag_has_no_cycles(tmp_path: Path) -> None:
         "pkg/low.py": "import os\n",
     })
     assert import_cycles(pkg, "pkg") == []
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_control_plane_has_no_import_cycle() -> None:
+    for package in CONTROL_PLANE:
+        cycles = import_cycles(ROOT / package, package)
+        assert cycles == [], f"import cycles in {package}:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_dependencies_point_one_way() -> None:
+    """flows -> tasks -> providers -> baton, never back; only the CLI (baton/cli) reaches flows and tasks."""
+    forbidden = {"baton": {"flows", "tasks", "providers"}, "providers": {"flows", "tasks"}, "tasks": {"flows"}}
+    offenders = []
+    for package, banned in forbidden.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if package == "baton" and "cli" in path.relative_to(ROOT / package).parts:
+                continue
+            offenders += [f"{path.relative_to(ROOT)} imports {name}" for name in _top_level_imports(path) & banned]
+    assert offenders == []
