@@ -1,12 +1,14 @@
 """Idle cost: the memory and CPU Baton's processes hold while N projects sit idle.
 
-    .venv/bin/python bench/idle.py --window 60 [--projects 1,5] [--settle 20] [--json]
+    .venv/bin/python bench/idle.py --window 60 [--projects 1,5] [--settle 150] [--json]
 
 For each N, N throwaway projects are built in one temporary directory with the real ``baton`` CLI (the
 quickstart circuit: an ingress ``gateway`` calling ``api``, distinct ports per project), booted, and given one
 real service each (``python -m http.server``). Every call gets a fresh ``BATON_HOME`` in that directory,
 ``DO_NOT_TRACK=1`` and no ``PREFECT_*`` or other ``BATON_*`` variable of the caller's, so the defaults
-(custodian and schedules on) are what is measured. After ``--settle`` seconds the run's processes (those whose
+(custodian and schedules on) are what is measured. Idle means no command for a while: the default settle (150 s)
+outlasts the conductor's shedding of Prefect (``BATON_CONDUCTOR_SHED_S``, 120 s), as an idle project's would.
+After ``--settle`` seconds the run's processes (those whose
 cwd, command line or environment names the temporary directory, and their descendants) are watched for
 ``--window`` seconds: RSS (VmRSS) and PSS (smaps_rollup) at both ends; CPU time (utime+stime) polled from
 /proc every 0.5 s, so a process spawned during the window counts from its last sample. A second CPU total
@@ -326,7 +328,8 @@ def show(r: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--projects", default="1,5", help="comma-separated project counts (default 1,5)")
-    parser.add_argument("--settle", type=float, default=20.0, help="seconds to wait after start-up (default 20)")
+    parser.add_argument("--settle", type=float, default=150.0,
+                        help="seconds to wait after start-up (default 150: past the conductor's shedding of Prefect)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds to sample (default 60)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()

@@ -10,7 +10,7 @@ from typing import Any
 from baton.control import ControlClient, ControlError
 from baton.state import StateStore
 
-__all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of"]
+__all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of", "service_answers"]
 
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
 
@@ -56,6 +56,26 @@ async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict
     return {n.name: info for n, info in zip(config.nodes, results, strict=True)}
 
 
+async def service_answers(host: str, port: int, path: str, http: bool) -> bool:
+    """The service accepts a connection and, for HTTP nodes, answers a GET with any status."""
+    import aiohttp
+
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    if not http:
+        return True
+    try:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"http://{host}:{port}{path}") as resp:
+                return resp.status > 0  # it answers HTTP: up (whether it answers well is for validation)
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
 def incarnation_of(slot: Any) -> str:
     """Names one running instance of a service: its container, or its pid and start time."""
     if slot.container:
@@ -71,7 +91,6 @@ async def probe_services(state: Any, config: Any, provider: Any, timeout_s: floa
     are not probed. The caller gives the state it read and the provider it keeps (a Docker client pings the
     engine when it is made: once, not every round)."""
     from baton.state import probe_address
-    from tasks.services import service_answers
 
     if not state.running:
         return []

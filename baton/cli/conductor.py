@@ -1,10 +1,14 @@
 """The conductor (``baton serve``): the project's one long-running process.
 
-It holds the project's conductor lock for its whole life, runs requested flows warm and in-process (one at a
-time, their steps streamed back to the CLI), and hosts the custodian's event core, which watches the slotted
-services, the adapter hosts and the Prefect API alike. Canary evaluations and warm-version expiry run here when
-due (nothing is spawned while no canary is in flight). It stops itself within a few seconds of SIGTERM, and on
-its own when its project directory is gone.
+It holds the project's conductor lock for its whole life, runs requested flows in-process (one at a time, their
+steps streamed back to the CLI), and hosts the custodian's event core, which watches the slotted services, the
+adapter hosts and the Prefect API alike. Canary evaluations and warm-version expiry run here when due (nothing
+is spawned while no canary is in flight). It stops itself within a few seconds of SIGTERM, and on its own when
+its project directory is gone.
+
+Prefect is imported at the first run, not before, and shed again after ``BATON_CONDUCTOR_SHED_S`` seconds
+(default 120) without one: the conductor re-executes itself, keeping its pid, its lock, its listening socket
+and its token, so an idle project holds a lean process and no client notices.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from baton.cli.conductor_launch import LOCK_FILE, conductor_lock
+from baton.cli.conductor_launch import LOCK_FILE
 from baton.conductor_client import CONDUCTOR_FILE, ConductorClient, code_stamp
 from baton.config.document import atomic_write_text
 from baton.errors import BatonError, UsageError
@@ -32,38 +36,59 @@ __all__ = ["serve", "Conductor", "GRACE_S"]
 log = logging.getLogger(__name__)
 GRACE_S = float(os.environ.get("BATON_CONDUCTOR_GRACE_S", "3"))  # a run in progress at SIGTERM gets this long
 WATCH_S = float(os.environ.get("BATON_ORPHAN_CHECK_S", "2"))  # how often it checks that its project still exists
+SHED_S = float(os.environ.get("BATON_CONDUCTOR_SHED_S", "120"))  # idle this long with Prefect loaded: shed it
+INHERIT_ENV = "BATON_CONDUCTOR_INHERIT"  # what a conductor hands to its re-executed self
 Progress = Callable[[str], None]
 
 
 async def serve(project: Any, host: str = "127.0.0.1", port: int = 0) -> None:
     """Run the conductor until SIGTERM/SIGINT, POST /shutdown, or its project disappears."""
-    lock = _hold_lock(project)
+    inherited = _inherited()
+    lock_fd = inherited["lock_fd"] if inherited else _hold_lock(project)
     try:
-        await Conductor(project, lock).run(host, port)
+        await Conductor(project, lock_fd, inherited).run(host, port)
     finally:
-        lock.release()
+        os.close(lock_fd)  # releases the flock (unless an exec handed it on: then we never get here)
 
 
-def _hold_lock(project: Any) -> Any:
-    """The project's conductor lock, or a usage error naming the conductor that holds it."""
-    from filelock import Timeout
-
-    lock = conductor_lock(project.state_dir)
+def _inherited() -> dict[str, Any] | None:
+    """The lock, socket and token a conductor handed to its re-executed self (see :meth:`Conductor.reexec`)."""
+    raw = os.environ.pop(INHERIT_ENV, "")
+    if not raw:
+        return None
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
+        data = json.loads(raw)
+        os.fstat(int(data["lock_fd"]))
+        os.fstat(int(data["sock_fd"]))
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    return data
+
+
+def _hold_lock(project: Any) -> int:
+    """The project's conductor lock (an flock, released by the kernel when this process dies), or a usage error
+    naming the conductor that holds it."""
+    import fcntl
+
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(project.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
         running = ConductorClient.discover(project.state_dir)
         who = f"pid {running.process.pid}" if running and running.process else "a process still starting"
         raise UsageError(f"a conductor already runs for {project.root} ({who}); use it, or stop it with "
                          "`baton down --all` first.") from None
-    return lock
+    return fd
 
 
 class Conductor:
-    def __init__(self, project: Any, lock: Any) -> None:
+    def __init__(self, project: Any, lock_fd: int, inherited: dict[str, Any] | None = None) -> None:
         self.project = project
-        self.lock = lock
-        self.token = secrets.token_urlsafe(32)
+        self.lock_fd = lock_fd
+        self.inherited = inherited
+        self.token = inherited["token"] if inherited else secrets.token_urlsafe(32)
         self.code = code_stamp()
         self.run_lock = asyncio.Lock()
         self.stopping = asyncio.Event()
@@ -72,10 +97,13 @@ class Conductor:
         self.custody: Any = None
         self.api_url = ""
         self.prefect_embedded = True
-        self.started_at = time.time()
+        self.started_at = float(inherited["started_at"]) if inherited else time.time()
+        self.last_run_at = time.monotonic()
         self._prefect_restart = asyncio.Lock()
-        self._settings: Any = None
+        self._warming = asyncio.Lock()
         self._router: Any = None
+        self._socket: Any = None
+        self._shed = False
 
     # -- the life of a conductor, in order ----------------------------------------------------------------
 
@@ -88,23 +116,30 @@ class Conductor:
         self.start_custodian()
         self.spawn(self.canary_ticker())
         self.spawn(self.watch_project())
+        self.spawn(self.shed_when_idle())
         try:
             await self.stopping.wait()
         finally:
             await self.shut_down(runner)
+        if self._shed:
+            self.reexec()
 
     async def connect_prefect(self) -> None:
-        """Point this process at the user's Prefect server (starting it if needed) and warm Prefect once."""
-        from baton.cli.flowrun import ProgressRouter, apply_prefect_environment, interactive_settings
+        """Point this process at the user's Prefect server (starting it if needed). Prefect itself is imported by
+        the first run (:meth:`warm`), so a conductor that only watches stays lean."""
+        from baton.cli.flowrun import apply_prefect_environment
         from baton.prefect_server import user_api_url
 
         self.api_url = await asyncio.to_thread(apply_prefect_environment, self.project)
         self.prefect_embedded = user_api_url() is None
-        import prefect  # noqa: F401 - warm the import once, here, not per run
 
-        self._router = ProgressRouter.install()
-        self._settings = interactive_settings()
-        self._settings.__enter__()
+    async def warm(self) -> None:
+        """Import Prefect once (off the event loop) and route its step logs to the CLI that asked for the run."""
+        async with self._warming:
+            if self._router is None:
+                from baton.cli.flowrun import ProgressRouter
+
+                self._router = await asyncio.to_thread(ProgressRouter.install)
 
     async def recover(self) -> None:
         """What a dead predecessor left: runs still 'Running' are marked Crashed (under the project lock no flow
@@ -128,11 +163,17 @@ class Conductor:
 
         from baton.cli.conductor_api import build_app
 
+        import socket
+
         runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        if self.inherited:  # the socket of the process this one replaced: same port, queued clients wait
+            self._socket = socket.socket(fileno=int(self.inherited["sock_fd"]))
+        else:
+            self._socket = socket.create_server((host, port), reuse_port=False)
+        site = web.SockSite(runner, self._socket)
         await site.start()
-        bound = runner.addresses[0][1]
+        host, bound = self._socket.getsockname()[:2]
         me = os.getpid()
         record = ProcessRecord(me, os.getpgid(me), process_start_ticks(me) or 0, tuple(sys.argv))
         path = self.project.state_dir / CONDUCTOR_FILE
@@ -173,13 +214,13 @@ class Conductor:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await asyncio.gather(*self.background, return_exceptions=True)
+        if self._shed:  # the next image takes over the socket and conductor.json as they are
+            return
         mine = self.project.state_dir / CONDUCTOR_FILE
         with contextlib.suppress(OSError, ValueError):
             if json.loads(mine.read_text()).get("token") == self.token:
                 mine.unlink()
         await runner.cleanup()
-        if self._settings is not None:
-            self._settings.__exit__(None, None, None)
 
     # -- running flows ----------------------------------------------------------------------------------------
 
@@ -208,15 +249,23 @@ class Conductor:
         await self.prefect_ready(progress)
         turn = self.run_lock if action not in SELF_LOCKING else contextlib.nullcontext()
         async with turn:
-            with self._router.routing_to(progress):
-                return await run_in_loop(self.project, action, params, who=actor)
+            return await self.flow(action, params, actor, progress)
 
     async def run_repair(self, action: str, params: dict[str, Any]) -> Any:
         """The custodian's repairs: one at a time with the CLI's runs."""
-        from baton.cli.flowrun import run_in_loop
-
         async with self.run_lock:
-            return await run_in_loop(self.project, action, params, who="custodian")
+            return await self.flow(action, params, "custodian", None)
+
+    async def flow(self, action: str, params: dict[str, Any], who: str | None, progress: Progress | None) -> Any:
+        """One flow run in this process, its steps sent to ``progress``."""
+        from baton.cli.flowrun import interactive_settings, run_in_loop
+
+        await self.warm()
+        try:
+            with interactive_settings(), self._router.routing_to(progress):
+                return await run_in_loop(self.project, action, params, who=who)
+        finally:
+            self.last_run_at = time.monotonic()
 
     # -- supervision of the Prefect API ---------------------------------------------------------------------------
 
@@ -264,7 +313,6 @@ class Conductor:
         """Advance in-flight canaries when an evaluation is due and stop expired warm versions, in-process: a stat
         of state.json a second, nothing more, while nothing is due."""
         from baton.canary import earliest_due
-        from baton.cli.flowrun import run_in_loop
         from baton.state import StateStore
 
         if os.environ.get("BATON_NO_SCHEDULES") == "1":
@@ -287,7 +335,7 @@ class Conductor:
                 continue
             try:
                 await self.prefect_ready(None)
-                await run_in_loop(self.project, "canary-tick", {}, who="schedule")
+                await self.flow("canary-tick", {}, "schedule", None)
             except Exception:  # noqa: BLE001 - a failed tick is in history; the next one tries again
                 log.exception("the canary tick failed")
             seen = None  # the tick changed state (or failed): look again
@@ -296,19 +344,38 @@ class Conductor:
         """Stop when the project is gone (``rm -rf``): its baton.yaml vanished, or the lock file this conductor
         holds was unlinked (a file descriptor on it keeps its link count)."""
         root = Path(self.project.root)
-        held = os.open(self.project.state_dir / LOCK_FILE, os.O_RDONLY)
-        try:
-            while not self.stopping.is_set():
-                await asyncio.sleep(WATCH_S)
-                if not (root / "baton.yaml").exists() or os.fstat(held).st_nlink == 0:
-                    log.warning("the project at %s is gone: the conductor stops", root)
-                    self.stopping.set()
-        finally:
-            os.close(held)
+        while not self.stopping.is_set():
+            await asyncio.sleep(WATCH_S)
+            if not (root / "baton.yaml").exists() or os.fstat(self.lock_fd).st_nlink == 0:
+                log.warning("the project at %s is gone: the conductor stops", root)
+                self.stopping.set()
+
+    async def shed_when_idle(self) -> None:
+        """Once Prefect is loaded and nothing has run for ``SHED_S``, shed it (see :meth:`reexec`)."""
+        while not self.stopping.is_set():
+            await asyncio.sleep(min(5.0, SHED_S))
+            idle = time.monotonic() - self.last_run_at >= SHED_S
+            watched = self.custody is not None and (self.custody.watchers or self.custody.repairing())
+            if self._router is not None and idle and not self.runs and not self.run_lock.locked() and not watched:
+                log.info("idle for %g s: shedding Prefect (the conductor re-executes itself, same pid)", SHED_S)
+                self._shed = True
+                self.stopping.set()
+
+    def reexec(self) -> None:
+        """Replace this process's image by a fresh conductor: same pid, lock, socket and token; the custodian's
+        state was saved on the way out and is restored on the way in."""
+        for fd in (self.lock_fd, self._socket.fileno()):
+            os.set_inheritable(fd, True)
+        os.environ[INHERIT_ENV] = json.dumps({"lock_fd": self.lock_fd, "sock_fd": self._socket.fileno(),
+                                              "token": self.token, "started_at": self.started_at})
+        for handler in logging.getLogger("baton").handlers:
+            handler.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "baton.cli.main", "-C", str(self.project.root), "serve"])
 
     def describe(self) -> dict[str, Any]:
         custody = self.custody
         return {"ok": True, "pid": os.getpid(), "busy": self.run_lock.locked(), "runs": len(self.runs),
+                "prefect_loaded": self._router is not None,
                 "started_at": self.started_at, "prefect_api": self.api_url,
                 "prefect_managed": self.prefect_embedded,
                 "custodian": "off (BATON_NO_CUSTODIAN=1)" if os.environ.get("BATON_NO_CUSTODIAN") == "1"

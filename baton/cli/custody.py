@@ -238,6 +238,10 @@ class Custody:
         await asyncio.sleep(0)
         return self.core.node(node).to_json()
 
+    def repairing(self) -> bool:
+        """A repair flow is in flight."""
+        return bool(self._repairs)
+
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self.watchers.add(queue)

@@ -233,3 +233,45 @@ def test_down_on_a_down_project_starts_nothing(tmp_path: Path, own_home: dict[st
     assert "already down" in result.stdout and "Error" not in result.stdout + result.stderr
     assert not (Path(own_home["BATON_HOME"]) / "prefect" / "server.json").exists()
     assert not _servers_of(own_home["BATON_HOME"])
+
+
+def _prefect_loaded(project: Path) -> bool:
+    """What the conductor says of itself: whether Prefect is imported in it."""
+    import urllib.request
+
+    found = json.loads((project / ".baton" / "conductor.json").read_text())
+    request = urllib.request.Request(f"http://{found['host']}:{found['port']}/health",
+                                     headers={"Authorization": f"Bearer {found['token']}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())["prefect_loaded"]
+    except OSError:  # caught mid-exec: ask again
+        return True
+
+
+def _rss_kb(pid: int) -> int:
+    return int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS")).split()[1])
+
+
+def test_an_idle_conductor_sheds_prefect_keeping_pid_lock_socket_and_token(tmp_path: Path) -> None:
+    env = {**WATCHED, "BATON_CONDUCTOR_SHED_S": "3"}
+    project = _project(tmp_path, "shed", 8937)
+    try:
+        ok(run_baton("up", "--mock", cwd=project, env=env))
+        before = json.loads((project / ".baton" / "conductor.json").read_text())
+        pid = before["process"]["pid"]
+        assert _prefect_loaded(project)  # it ran `up`
+        warm = _rss_kb(pid)
+        wait_for(lambda: not _prefect_loaded(project), 60, "the idle conductor to shed Prefect")
+        assert _alive(pid) and _rss_kb(pid) < warm
+        print(f"conductor RSS {warm // 1024} MB warm, {_rss_kb(pid) // 1024} MB after shedding")
+        after = json.loads((project / ".baton" / "conductor.json").read_text())
+        assert (after["port"], after["token"], after["process"]["pid"]) == (before["port"], before["token"], pid)
+        assert run_baton("serve", cwd=project, env=env).code == 2  # the lock went with it
+        ok(run_baton("route", "lock", "api", cwd=project, env=env))  # and it runs flows again
+        assert _status(project)["conductor"] == {"running": True, "pid": pid, "custodian": "running"}
+        assert ok(run_baton("route", "show", "api", "--json", cwd=project)).json()["locked"] is True
+    finally:
+        run_baton("down", "--all", cwd=project, timeout=120)
+    assert not processes_under(project)
