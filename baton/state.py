@@ -68,6 +68,8 @@ class ServiceSlot(BaseModel):
     process: ProcessInfo | None = None
     container: str = ""
     started_at: str = ""
+    lease: str = Field(default="", description="The lease file recording this process until it is stopped "
+                                               "(local provider; see baton.leases).")
 
     def same_as(self, other: ServiceSlot) -> bool:
         """The same running instance: one container, or one process (pid and start time)."""
@@ -133,6 +135,8 @@ class AdapterHost(BaseModel):
     containers: list[str] = Field(default_factory=list)
     network: str = ""
     started_at: str = ""
+    lease: str = Field(default="", description="The lease file recording this process until it is stopped "
+                                               "(local provider; see baton.leases).")
 
 
 class CircuitState(BaseModel):

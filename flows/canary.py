@@ -48,6 +48,7 @@ from tasks.canary import (
     stop_expired_warm,
 )
 from tasks.context import project_locked
+from tasks.services import stop_service
 
 __all__ = ["route_canary", "canary_tick", "route_revert", "advance"]
 
@@ -76,8 +77,15 @@ async def advance(root: str, node: str, lock_timeout_s: float | None = None) -> 
         if Phase(record.phase) not in TERMINAL:
             record = await _evaluate(root, node, record)
         if Phase(record.phase) in TERMINAL:
-            await conclude_canary(root, node)
+            concluded = await conclude_canary(root, node)
+            await _stop_retired(root, concluded)
         return canary_record(root, node)
+
+
+async def _stop_retired(root: str, result: dict[str, Any]) -> None:
+    """Stop the versions a conclusion or revert retired (recorded as pending, and by their leases, until now)."""
+    for slot in result.pop("retired", []):
+        await stop_service(root, slot)
 
 
 def _report(node: str, record: CanaryRecord | None, **extra: Any) -> dict[str, Any]:
@@ -128,6 +136,7 @@ async def route_revert(root: str, node: str, actor: str = "") -> dict[str, Any]:
         result = {**await conclude_canary(root, node), "reverted": "canary"}
     else:
         result = {**await revert_to_warm(root, node), "reverted": "promotion"}
+    await _stop_retired(root, result)
     await record_change(root, "route-revert", node, before, result)
     return result
 

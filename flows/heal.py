@@ -42,6 +42,7 @@ async def heal_restart(root: str, node: str, reason: str, command: str = "", exp
         raise UsageError(f"{node} has no command to restart; `baton slot {node} <command>` first.")
     before = await node_snapshot(root, node)
     plan = await plan_service(root, node, command)
+    previous = current_service(root, node)  # as planning left it (it adopts what a cut-short command left serving)
     fallback = {"host": previous["host"], "port": previous["port"]} if previous else {"mock": True}
     with transaction():  # a service that will not come up is stopped; the adapter keeps what it had
         service = await start_service(root, plan)

@@ -30,15 +30,15 @@ SKIPPED = {"ok": True, "skipped": "no contract"}
 
 @flow(name="slot", flow_run_name="slot-{node}")
 async def slot(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
-    previous = current_service(root, node)
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
+    previous = current_service(root, node)  # as planning left it (it adopts what a cut-short command left serving)
     fallback = {"host": previous["host"], "port": previous["port"]} if previous else {"mock": True}
     with transaction():  # a failure stops the new process (and undoes the switch): the old backend keeps serving
         service = await start_service(root, plan)
         ready = await wait_service_ready(root, node, service, timeout_s)
         report = await validate_service_contract(root, node, service, force) if needs_validation(root, node) else SKIPPED
         await switch_backend(root, node, {"host": service["host"], "port": service["port"]}, fallback)
-    await record_service(root, node, service)
+    await record_service(root, node, service)  # the previous one stays recorded (pending, leased) until stopped
     await asyncio.gather(  # the new version serves: retiring the old one and the audit record are independent
         stop_service(root, previous) if previous else asyncio.sleep(0),
         record_change(root, "slot", node, before, {"command": command, "force": force}),

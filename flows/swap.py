@@ -36,6 +36,7 @@ async def swap(root: str, node: str, command: str, force: bool = False, timeout_
     if old is None:
         raise UsageError(f"nothing is slotted into {node}; use `baton slot {node} <command>` first.")
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
+    old = current_service(root, node) or old  # as planning left it (it adopts what a cut-short command left serving)
     with transaction():  # rollback: the switch restores the old backend, the new process is stopped
         new = await start_service(root, plan)
         await wait_service_ready(root, node, new, timeout_s)
@@ -43,7 +44,7 @@ async def swap(root: str, node: str, command: str, force: bool = False, timeout_
             await validate_service_contract(root, node, new, force)
         await switch_backend(root, node, {"host": new["host"], "port": new["port"]},
                              {"host": old["host"], "port": old["port"]})
-    await record_service(root, node, new)
+    await record_service(root, node, new)  # the old one stays recorded (pending, leased) until it is stopped
     drained = await drain_backend(root, node, old["host"], old["port"], drain_timeout_s)
     await stop_service(root, old)
     await record_change(root, "swap", node, before, {"command": command, "force": force})

@@ -1,5 +1,9 @@
 """The one interface every provider implements: where adapter hosts and
-slotted services run. Flows never know which provider they drive."""
+slotted services run. Flows never know which provider they drive.
+
+Crash safety: a provider records what it starts before starting it and keeps that record until it has
+stopped it, so a command killed at any point leaves nothing unaccounted for (the local provider leases each
+process, see :mod:`baton.leases`; the docker provider labels its containers)."""
 
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ class Provider(Protocol):
     name: str
 
     def start_host(self, root: Path, state_dir: Path, host_id: str, adapter_config: Mapping[str, Any]) -> AdapterHost:
-        """Start one adapter host serving ``adapter_config['nodes']``; do not wait for readiness."""
+        """Start one adapter host serving ``adapter_config['nodes']``, recorded before it starts (``lease``);
+        do not wait for readiness."""
 
     def stop_host(self, host: AdapterHost) -> bool:
-        """Stop an adapter host; True when it had been running. Idempotent."""
+        """Stop an adapter host, then drop its record; True when it had been running. Idempotent."""
 
     def host_alive(self, host: AdapterHost) -> bool: ...
 
@@ -29,10 +34,12 @@ class Provider(Protocol):
     def start_service(
         self, root: Path, state_dir: Path, node: NodeConfig, argv: Sequence[str], env: Mapping[str, str], port: int
     ) -> ServiceSlot:
-        """Start a slotted service listening on ``port``; do not wait for readiness."""
+        """Start a slotted service listening on ``port``, recorded before it starts (``lease``); do not wait
+        for readiness."""
 
     def stop_service(self, slot: ServiceSlot) -> bool:
-        """Stop a service and everything it started; True when it had been running. Idempotent."""
+        """Stop a service and everything it started, then drop its record; True when it had been running.
+        Idempotent."""
 
     def service_alive(self, slot: ServiceSlot) -> bool: ...
 

@@ -5,6 +5,10 @@ listen in well under a second and share ~40 MB, where 100 Python processes
 would cost seconds and gigabytes); nodes added later get a host of their own.
 Services run under ``baton.logpump`` so their output lands in
 ``.baton/service_logs.jsonl`` with a severity.
+
+Every process is leased (see :mod:`baton.leases`): the lease is written before the spawn, handed to the
+process (``BATON_LEASE``, ``--lease``: it stops itself once the lease is gone), completed with its pid right
+after, and released only once the process has stopped.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from baton import leases
 from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
+from baton.leases import LEASE_ENV
 from baton.processes import ProcessRecord, is_running, spawn, stop_group
 from baton.state import AdapterHost, ProcessInfo, ServiceSlot, now_iso
 
@@ -33,6 +39,16 @@ def _record(info: ProcessInfo) -> ProcessRecord:
     return ProcessRecord(info.pid, info.pgid, info.start_ticks, tuple(info.argv))
 
 
+def _spawn_leased(lease: leases.Lease, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path,
+                  stdout: Path | None = None) -> ProcessRecord:
+    """Spawn the process of ``lease`` (written already); a spawn that fails releases it."""
+    try:
+        return spawn(argv, env={**env, LEASE_ENV: str(lease.path)}, cwd=cwd, stdout=stdout)
+    except BaseException:
+        leases.release(lease.path)
+        raise
+
+
 class LocalProvider:
     name = "local"
 
@@ -42,17 +58,20 @@ class LocalProvider:
         config_file = adapters / f"{host_id}.json"
         atomic_write_text(config_file, json.dumps(adapter_config, indent=2))
         argv = [sys.executable, "-m", "baton_adapter", "--config", str(config_file)]
-        record = spawn(argv, env=os.environ, cwd=root, stdout=adapters / f"{host_id}.log")
-        return AdapterHost(
-            host_id=host_id,
-            nodes=[n["name"] for n in adapter_config["nodes"]],
-            config_file=str(config_file),
-            process=_info(record),
-            started_at=now_iso(),
-        )
+        lease = leases.create(state_dir, leases.ADAPTER_HOST, host_id=host_id, argv=argv)
+        record = _spawn_leased(lease, [*argv, "--lease", str(lease.path)], env=os.environ, cwd=root,
+                               stdout=adapters / f"{host_id}.log")
+        host = AdapterHost(host_id=host_id, nodes=[n["name"] for n in adapter_config["nodes"]],
+                           config_file=str(config_file), process=_info(record), started_at=now_iso(),
+                           lease=str(lease.path))
+        leases.attach(lease, record, host.model_dump())
+        return host
 
     def stop_host(self, host: AdapterHost) -> bool:
-        return host.process is not None and stop_group(_record(host.process), timeout=15)
+        stopped = host.process is not None and stop_group(_record(host.process), timeout=15)
+        if host.lease:
+            leases.release(host.lease)
+        return stopped
 
     def host_alive(self, host: AdapterHost) -> bool:
         return host.process is not None and is_running(_record(host.process))
@@ -67,14 +86,20 @@ class LocalProvider:
     def start_service(
         self, root: Path, state_dir: Path, node: NodeConfig, argv: Sequence[str], env: Mapping[str, str], port: int
     ) -> ServiceSlot:
+        lease = leases.create(state_dir, leases.SERVICE, node=node.name, argv=argv)
         wrapper = [sys.executable, "-m", "baton.logpump", "--node", node.name,
-                   "--out", str(state_dir / "service_logs.jsonl"), "--", *argv]
-        record = spawn(wrapper, env={**os.environ, **env}, cwd=root)
-        return ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
-                           port=port, process=_info(record), started_at=now_iso())
+                   "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path), "--", *argv]
+        record = _spawn_leased(lease, wrapper, env={**os.environ, **env}, cwd=root)
+        slot = ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
+                           port=port, process=_info(record), started_at=now_iso(), lease=str(lease.path))
+        leases.attach(lease, record, slot.model_dump())
+        return slot
 
     def stop_service(self, slot: ServiceSlot) -> bool:
-        return slot.process is not None and stop_group(_record(slot.process), timeout=10)
+        stopped = slot.process is not None and stop_group(_record(slot.process), timeout=10)
+        if slot.lease:
+            leases.release(slot.lease)
+        return stopped
 
     def service_alive(self, slot: ServiceSlot) -> bool:
         return slot.process is not None and is_running(_record(slot.process))

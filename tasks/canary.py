@@ -1,5 +1,6 @@
 """Canary tasks: observe the window's figures (I/O), evaluate (pure ``decide``), apply weights (idempotent),
-persist the record, and conclude (promotion or rollback, keeping the replaced version warm if asked)."""
+persist the record, and conclude (promotion or rollback, keeping the replaced version warm if asked). A
+conclusion retires the versions it drops; the flow stops them (``tasks.services.stop_service``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import aiohttp
 from baton.canary import CanaryPolicy, Observation, Phase, TargetStats, decide
 from baton.state import CanaryRecord, ServiceSlot, now_iso
 from tasks.context import open_circuit, retry_transient, step
+from tasks.reconcile import retire
 
 __all__ = ["read_counters", "check_gate", "evaluate_canary", "set_canary_weight", "canary_record", "save_canary",
            "conclude_canary", "stop_expired_warm", "in_flight_canaries", "serving_ports",
@@ -106,14 +108,15 @@ async def save_canary(root: str, node: str, record: CanaryRecord) -> None:
 
 @step("conclude-canary", retries=2, retry_delay_seconds=0.5, retry_condition_fn=retry_transient)
 async def conclude_canary(root: str, node: str) -> dict[str, Any]:
-    """Put a decided canary in its final shape (idempotent): the winner is the only backend, the loser is stopped
-    or, after a promotion with keep-warm, kept running until ``warm_until`` for ``baton route revert``."""
+    """Put a decided canary in its final shape (idempotent): the winner is the only backend; the loser is retired
+    (``retired``: for the flow to stop) or, after a promotion with keep-warm, kept running until ``warm_until``
+    for ``baton route revert``. What it retires stays recorded (pending, and its lease) until it is stopped."""
     circuit = open_circuit(root)
     state = circuit.state()
     node_state = state.node(node)
     record = node_state.canary
     if record is None or record.concluded:
-        return {"node": node, "concluded": False}
+        return {"node": node, "concluded": False, "retired": []}
     promoted = record.phase == Phase.SUCCEEDED.value
     stable, canary = node_state.service, node_state.targets.get("canary")
     if canary is None:  # concluded by an earlier attempt that failed before saving
@@ -121,27 +124,30 @@ async def conclude_canary(root: str, node: str) -> dict[str, Any]:
     else:
         winner, loser = (canary, stable) if promoted else (stable, canary)
     await circuit.client(node).set_routing(single_routing(winner))
-    provider = circuit.provider(state)
     keep = promoted and record.keep_warm_s > 0 and loser is not None
+    retired = []
     if node_state.warm is not None and (keep or not promoted):
-        await asyncio.to_thread(provider.stop_service, node_state.warm)  # one warm version at a time
+        retired.append(node_state.warm)  # one warm version at a time
         node_state.warm, node_state.warm_until = None, 0.0
     if loser is not None and not keep:
-        await asyncio.to_thread(provider.stop_service, loser)
+        retired.append(loser)
     if keep:
         node_state.warm, node_state.warm_until = loser, time.time() + record.keep_warm_s
     node_state.service = winner
     node_state.targets, node_state.routing = {}, None
     node_state.canary = record.model_copy(update={"concluded": True})
     node_state.updated_at = now_iso()
+    for slot in retired:
+        retire(state, slot)
     circuit.store.save(state)
     return {"node": node, "concluded": True, "outcome": record.phase, "serving": winner.port,
-            "warm": loser.port if keep else None}
+            "warm": loser.port if keep else None, "retired": [slot.model_dump() for slot in retired]}
 
 
 @step("revert-to-warm-version", retries=2, retry_delay_seconds=0.5, retry_condition_fn=retry_transient)
 async def revert_to_warm(root: str, node: str) -> dict[str, Any]:
-    """Send all traffic back to the version a promotion kept warm; stop the promoted one."""
+    """Send all traffic back to the version a promotion kept warm; the promoted one is retired (``retired``: for
+    the flow to stop; recorded as pending, and by its lease, until then)."""
     from baton.errors import UsageError
 
     circuit = open_circuit(root)
@@ -156,10 +162,10 @@ async def revert_to_warm(root: str, node: str) -> dict[str, Any]:
     node_state.service, node_state.warm, node_state.warm_until = warm, None, 0.0
     node_state.targets, node_state.routing = {}, None
     node_state.updated_at = now_iso()
+    retired = [current] if retire(state, current) else []
     circuit.store.save(state)
-    if not current.is_mock:
-        await asyncio.to_thread(provider.stop_service, current)
-    return {"node": node, "serving": warm.port, "stopped": current.port if not current.is_mock else None}
+    return {"node": node, "serving": warm.port, "stopped": current.port if not current.is_mock else None,
+            "retired": [slot.model_dump() for slot in retired]}
 
 
 @step("stop-expired-warm-versions")

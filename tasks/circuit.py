@@ -9,6 +9,7 @@ from typing import Any
 from baton.state import CircuitState, ServiceSlot, now_iso
 from tasks.context import open_circuit, step
 from tasks.observe import STOPPED, observe_nodes
+from tasks.reconcile import reconcile
 
 __all__ = ["choose_provider", "registered_services", "circuit_nodes", "current_service", "extra_versions", "nodes_without_adapter", "stop_all_services", "forget_runtime", "observe_circuit"]
 
@@ -50,19 +51,21 @@ def _slots(state: CircuitState) -> list[tuple[str, str, ServiceSlot]]:
 
 @step("stop-all-services")
 async def stop_all_services(root: str) -> list[str]:
-    """Stop every slotted service and extra version; their nodes fall back to mocks."""
+    """Stop every slotted service and extra version, and whatever a command cut short left running; their nodes
+    fall back to mocks."""
     return await asyncio.to_thread(_stop_all_services, root)
 
 
 def _stop_all_services(root: str) -> list[str]:
     circuit = open_circuit(root)
+    reconciled = reconcile(root)  # first what a command cut short left running without state naming it
+    stopped = [f"leftover:{s.get('node') or s.get('port')}" for s in reconciled["stopped"]]
     state = circuit.state()
     provider = circuit.provider(state)
-    stopped = []
     for name, target, slot in _slots(state):
         provider.stop_service(slot)
         stopped.append(f"{name}:{target}" if target else name)
-    for slot in state.pending:  # left by a flow that crashed between starting and recording a service
+    for slot in state.pending:  # being retired by a flow that was cut short before stopping it
         provider.stop_service(slot)
         stopped.append(f"pending:{slot.port}")
     state.pending = []

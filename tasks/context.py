@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 from baton.config import CircuitConfig, NodeConfig
 from baton.control import ControlClient
 from baton.errors import BatonError, UsageError
-from baton.project import Project
+from baton.project import STATE_DIRNAME, Project
 from baton.state import CircuitState, StateStore
 from providers import Provider, get_provider
 
@@ -79,20 +81,20 @@ async def project_locked(root: str | Path, timeout_s: float | None = None) -> As
 
 def retry_transient(task: object, task_run: object, state: object) -> bool:
     """``retry_condition_fn`` for tasks: retry connection trouble, never a refusal (400, 423, bad input)."""
+    from prefect.states import get_state_exception
+
     from baton.control import ControlUnreachable
 
-    import inspect
-
     try:
-        exc = state.result(raise_on_failure=False, _sync=True)  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - an unreadable result is treated as transient
-        return True
-    if inspect.iscoroutine(exc):  # defensive: never leave a coroutine un-awaited
-        exc.close()
+        exc = get_state_exception(state)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - an unreadable failure is treated as transient
         return True
     if isinstance(exc, ControlUnreachable):
         return True
     return not isinstance(exc, BatonError)
+
+
+FAULT_ENV = "BATON_FAULT_PAUSE_AFTER"
 
 
 def step(name: str, **options: Any) -> Any:
@@ -102,7 +104,12 @@ def step(name: str, **options: Any) -> Any:
     The run's tags (action, circuit, node, project...) belong on the flow run, where ``baton history`` looks
     for them. Prefect makes every tagged task run take a concurrency slot per tag through the API: a write
     per tag and task that, on the embedded SQLite server, now and then meets a busy database and a 2 s
-    client back-off. Untagged steps skip it."""
+    client back-off. Untagged steps skip it.
+
+    Test seam for crash drills: when ``BATON_FAULT_PAUSE_AFTER`` lists this step's name (comma separated),
+    the step, once finished and before its result reaches the flow, writes its pid to
+    ``<project>/.baton/fault-paused-<step>`` and blocks forever, so a test can ``kill -9`` the process at
+    exactly that boundary. Unset, it costs one dict lookup per step."""
     from prefect.cache_policies import NO_CACHE
 
     def decorate(fn: Any) -> Any:
@@ -114,7 +121,12 @@ def step(name: str, **options: Any) -> Any:
 @functools.cache
 def _step_class() -> type:
     """A Prefect ``Task`` whose runs start outside the caller's tags (built on first use: Prefect is imported
-    lazily, so commands that only read state stay fast)."""
+    lazily, so commands that only read state stay fast).
+
+    Why ``TagsContext`` directly: Prefect's public ``tags()`` only adds to the tags in effect, and a task run
+    takes every tag of its caller's context (``Task`` has no option to leave them out); entering a
+    ``TagsContext`` with no tags, the context object ``tags()`` itself enters, is the one way to start a step
+    untagged. It is a public class of ``prefect.context``, used here as ``tags()`` uses it."""
     from prefect import Task
     from prefect.context import TagsContext
 
@@ -123,12 +135,32 @@ def _step_class() -> type:
             call = super().__call__
             if not self.isasync:
                 with TagsContext(current_tags=set()):
-                    return call(*args, **kwargs)
+                    result = call(*args, **kwargs)
+                if os.environ.get(FAULT_ENV) and _pause_if_asked(self.name, args, kwargs):
+                    while True:
+                        time.sleep(3600)
+                return result
 
             async def untagged() -> Any:
                 with TagsContext(current_tags=set()):
-                    return await call(*args, **kwargs)
+                    result = await call(*args, **kwargs)
+                if os.environ.get(FAULT_ENV) and _pause_if_asked(self.name, args, kwargs):
+                    while True:
+                        await asyncio.sleep(3600)
+                return result
 
             return untagged()
 
     return Step
+
+
+def _pause_if_asked(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether ``BATON_FAULT_PAUSE_AFTER`` names step ``name``; if so, write the marker a drill waits for."""
+    if name not in {part.strip() for part in os.environ.get(FAULT_ENV, "").split(",")}:
+        return False
+    root = kwargs.get("root", args[0] if args else None)
+    state_dir = Path(root) / STATE_DIRNAME if isinstance(root, str) else None
+    if state_dir is None or not state_dir.is_dir():
+        state_dir = Path.cwd() / STATE_DIRNAME
+    (state_dir / f"fault-paused-{name}").write_text(str(os.getpid()))
+    return True

@@ -8,13 +8,16 @@ import os
 import time
 from typing import Any
 
-import aiohttp
 
+from baton import leases
 from baton.commands import parse_command
 from baton.errors import BatonError, UsageError
 from baton.state import ServiceSlot, now_iso, probe_address
+from baton.waiting import wait_for_async
 from baton.wiring import service_env
 from tasks.context import open_circuit, step
+from tasks.observe import service_answers
+from tasks.reconcile import note_live_nodes, reconcile, retire
 
 __all__ = ["ServiceNotReady", "needs_validation", "plan_service", "start_service", "wait_service_ready", "validate_service_contract",
            "stop_service", "record_service", "record_routing", "service_answers"]
@@ -24,26 +27,17 @@ class ServiceNotReady(BatonError):
     """The service exited or never answered on its port."""
 
 
-def reap_orphans(circuit: Any) -> list[int]:
-    """Stop services an earlier, crashed flow started but never recorded (the repair after a crash)."""
-    state = circuit.state()
-    if not state.pending:
-        return []
-    provider = circuit.provider(state)
-    reaped = []
-    for slot in list(state.pending):
-        provider.stop_service(slot)
-        state.settle(slot)
-        reaped.append(slot.port)
-    circuit.store.save(state)
-    return reaped
-
-
 @step("plan-service")
 async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
-    """Choose the service's port and argv; a literal of the node's public port becomes the service port."""
+    """Reconcile what a command cut short left running, then choose the service's port and argv; a literal
+    of the node's public port becomes the service port."""
     circuit = open_circuit(root)
-    await asyncio.to_thread(reap_orphans, circuit)
+    reconciled = await asyncio.to_thread(reconcile, root)  # what a command cut short left running
+    if reconciled["adopted"] or reconciled["stopped"]:
+        from prefect import get_run_logger
+
+        get_run_logger().warning("a command cut short left processes behind: adopted %s, stopped %s",
+                                 reconciled["adopted"], reconciled["stopped"])
     spec = circuit.node(node)
     if spec.role.value == "egress":
         raise UsageError(f"node {node!r} is egress: it is always served from its contract and cannot be slotted.")
@@ -72,8 +66,10 @@ async def start_service(root: str, plan: dict[str, Any]) -> dict[str, Any]:
         circuit.root, circuit.state_dir, circuit.node(plan["node"]), plan["argv"], plan["env"], plan["port"]
     )
     slot.command = plan["command"]
+    if slot.lease:  # what state will record, in case the recording is cut short and the process adopted
+        await asyncio.to_thread(leases.describe, slot.lease, slot.model_dump())
     state = circuit.state()
-    state.pending.append(slot)  # until recorded or stopped: a crash here leaves nothing unaccounted for
+    state.pending.append(slot)  # until recorded or stopped (the lease has recorded it since before the spawn)
     circuit.store.save(state)
     from prefect.transactions import get_transaction
 
@@ -104,24 +100,6 @@ def _log_tail(state_dir, node: str, lines: int = 3) -> str:
     return " | ".join(mine)
 
 
-async def service_answers(host: str, port: int, path: str, http: bool) -> bool:
-    """The service accepts a connection and, for HTTP nodes, answers a GET with any status."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    if not http:
-        return True
-    try:
-        timeout = aiohttp.ClientTimeout(total=2)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(f"http://{host}:{port}{path}") as resp:
-                return resp.status > 0  # it answers HTTP: up (whether it answers well is for validation)
-    except (aiohttp.ClientError, TimeoutError):
-        return False
-
-
 @step("wait-service-ready")
 async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout_s: float = 30.0,
                              health_path: str = "/") -> dict[str, Any]:
@@ -132,21 +110,17 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
     http = circuit.node(node).proxy_mode.value in ("http", "soap")
     host, port = probe_address(service)
     started = time.monotonic()
-    delay = 0.02
-    while not await service_answers(host, port, health_path, http):
+
+    def exited() -> None:
         if not provider.service_alive(service):
             tail = _log_tail(circuit.state_dir, node)
-            raise ServiceNotReady(
-                f"the service for {node} exited before it was ready ({tail or 'no output'}); "
-                f"see `baton logs --node {node}`."
-            )
-        if time.monotonic() - started > timeout_s:
-            raise ServiceNotReady(
-                f"the service for {node} did not answer on port {service.port} within {timeout_s:.0f} s; "
-                "make it listen on $BATON_SERVICE_PORT."
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+            raise ServiceNotReady(f"the service for {node} exited before it was ready ({tail or 'no output'}); "
+                                  f"see `baton logs --node {node}`.")
+
+    await wait_for_async(lambda: service_answers(host, port, health_path, http), timeout_s=timeout_s, abort=exited,
+                         timeout_error=lambda: ServiceNotReady(
+                             f"the service for {node} did not answer on port {service.port} within {timeout_s:.0f} s; "
+                             "make it listen on $BATON_SERVICE_PORT."))
     return {"node": node, "port": service.port, "ready_after_s": round(time.monotonic() - started, 3)}
 
 
@@ -197,16 +171,11 @@ async def record_service(root: str, node: str, slot: dict[str, Any] | None) -> N
     circuit = open_circuit(root)
     state = circuit.state()
     node_state = state.node(node)
-    node_state.service = ServiceSlot.model_validate(slot) if slot else ServiceSlot()
+    previous, node_state.service = node_state.service, ServiceSlot.model_validate(slot) if slot else ServiceSlot()
     state.settle(node_state.service)
+    retire(state, previous)  # recorded as pending until the flow stops it
     node_state.updated_at = now_iso()
-    live = {n for n, s in state.adapters.items() if not s.service.is_mock}
-    state.live_nodes = sorted(live)
-    from baton.state import CollapseLevel
-
-    eligible = [n.name for n in circuit.config.nodes if n.role.value != "egress"]
-    state.collapse_level = (CollapseLevel.FULL_MOCK if not live else
-                            CollapseLevel.FULL_LIVE if set(eligible) <= live else CollapseLevel.PARTIAL)
+    note_live_nodes(state, circuit.config)
     circuit.store.save(state)
 
 
@@ -217,6 +186,7 @@ async def record_routing(root: str, node: str, routing: dict[str, Any] | None, e
     state = circuit.state()
     node_state = state.node(node)
     node_state.routing = routing
+    replaced = list(node_state.targets.values())
     node_state.targets = {name: ServiceSlot.model_validate(slot) for name, slot in extra.items()}
     if node_state.canary is not None and node_state.canary.in_flight and "canary" not in node_state.targets:
         import time
@@ -227,5 +197,7 @@ async def record_routing(root: str, node: str, routing: dict[str, Any] | None, e
         node_state.canary = ended.model_copy(update={"concluded": True})
     for target in node_state.targets.values():
         state.settle(target)
+    for slot in replaced:
+        retire(state, slot)  # recorded as pending until the flow stops it
     node_state.updated_at = now_iso()
     circuit.store.save(state)

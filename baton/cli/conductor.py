@@ -142,18 +142,24 @@ class Conductor:
                 self._router = await asyncio.to_thread(ProgressRouter.install)
 
     async def recover(self) -> None:
-        """What a dead predecessor left: runs still 'Running' are marked Crashed (under the project lock no flow
-        of this project runs, so any such run was cut short)."""
+        """What a dead predecessor left: processes a cut-short flow started or was retiring are adopted or stopped
+        (``tasks.reconcile``), and runs still 'Running' are marked Crashed (under the project lock no flow of this
+        project runs, so any such run was cut short)."""
+        from baton.cli.flowrun import reconcile_locked
         from baton.history import HistoryClient, mark_abandoned_runs
 
-        def mark_abandoned() -> None:
+        def settle() -> None:
             with self.project.lock(timeout=10):
+                try:
+                    reconcile_locked(self.project)
+                except BatonError as exc:  # an invalid baton.yaml, say: commands will say so too
+                    log.warning("could not reconcile what runs with state: %s", exc)
                 crashed = mark_abandoned_runs(HistoryClient(self.api_url), project_tag=self.project.run_tag)
             if crashed:
                 log.warning("marked runs cut short by a dead process as Crashed: %s", ", ".join(crashed))
 
         try:
-            await asyncio.to_thread(mark_abandoned)
+            await asyncio.to_thread(settle)
         except BatonError as exc:
             log.warning("could not check for abandoned runs: %s", exc)
 

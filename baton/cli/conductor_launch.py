@@ -49,7 +49,8 @@ def conductor_running(state_dir: Path) -> bool:
 
 def _spawn(project: Any) -> Any:
     argv = [sys.executable, "-m", "baton.cli.main", "-C", str(project.root), "serve"]
-    env = {k: v for k, v in os.environ.items() if k != "BATON_NO_CONDUCTOR"}
+    # not the lease of a service it may be started from (it would count as part of that service)
+    env = {k: v for k, v in os.environ.items() if k not in ("BATON_NO_CONDUCTOR", "BATON_LEASE")}
     project.state_dir.mkdir(exist_ok=True)
     return spawn(argv, env=env, cwd=project.root, stdout=project.state_dir / "conductor.log")
 

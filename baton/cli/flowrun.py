@@ -138,14 +138,31 @@ def _labels(action: str, params: dict[str, Any], who: str | None, circuit: str, 
     return labels
 
 
+def reconcile_locked(project: Any) -> dict[str, Any]:
+    """Adopt or stop what a flow killed mid-way left running (``tasks.reconcile``); the caller holds the lock."""
+    from tasks.reconcile import reconcile
+
+    return reconcile(str(project.root))
+
+
+def reconciled(project: Any) -> dict[str, Any]:
+    """:func:`reconcile_locked` under the project lock."""
+    with project.lock():
+        return reconcile_locked(project)
+
+
 async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who: str | None = None) -> Any:
     """Run an action's flow on the running event loop, holding the project lock (the conductor's way)."""
     from prefect import tags
 
     flow = _flow(action)
+    if action in SELF_LOCKING:  # it locks around its own steps; what a cut-short run left is settled first
+        await asyncio.to_thread(reconciled, project)
     lock = project.lock() if action not in SELF_LOCKING else contextlib.nullcontext()
     await asyncio.to_thread(lock.__enter__)
     try:
+        if action not in SELF_LOCKING:
+            await asyncio.to_thread(reconcile_locked, project)
         circuit = project.load().name
         with tags(*_labels(action, params, who, circuit, project)):
             if inspect.iscoroutinefunction(getattr(flow, "fn", flow)):

@@ -53,11 +53,12 @@ def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool
 @click.pass_obj
 def down(obj: Any, everything: bool, as_json: bool) -> None:
     """Stop every service and adapter the circuit started (history is kept)."""
+    from baton import leases
     from baton.state import StateStore
 
     project = obj.project()
     state = StateStore(project.state_dir).load()
-    if state.running or state.owned():
+    if state.running or state.owned() or leases.all(project.state_dir):
         _, result = run_flow_command(obj, "down", {}, as_json)
     else:  # nothing runs: no flow, no Prefect server started just to stop nothing
         result = {"circuit": project.load().name, "services_stopped": [], "hosts_stopped": [], "already_down": True}
