@@ -38,6 +38,7 @@ GRACE_S = float(os.environ.get("BATON_CONDUCTOR_GRACE_S", "3"))  # a run in prog
 WATCH_S = float(os.environ.get("BATON_ORPHAN_CHECK_S", "2"))  # how often it checks that its project still exists
 SHED_S = float(os.environ.get("BATON_CONDUCTOR_SHED_S", "120"))  # idle this long with Prefect loaded: shed it
 INHERIT_ENV = "BATON_CONDUCTOR_INHERIT"  # what a conductor hands to its re-executed self
+PREFECT_HTTP_CHECK_S = 30.0  # how often an answering Prefect API is asked again (its process: every probe)
 Progress = Callable[[str], None]
 
 
@@ -100,6 +101,7 @@ class Conductor:
         self.started_at = float(inherited["started_at"]) if inherited else time.time()
         self.last_run_at = time.monotonic()
         self._prefect_restart = asyncio.Lock()
+        self._prefect_checked_at = 0.0
         self._warming = asyncio.Lock()
         self._router: Any = None
         self._socket: Any = None
@@ -276,13 +278,23 @@ class Conductor:
     # -- supervision of the Prefect API ---------------------------------------------------------------------------
 
     async def check_prefect(self) -> tuple[bool, str, bool]:
-        """(answers, why not, its process exited): the custodian's look at the Prefect API."""
+        """(answers, why not, its process exited): the custodian's look at the Prefect API. Whether Baton's server
+        process still runs is read from /proc at every probe; whether it answers is asked over HTTP every
+        ``PREFECT_HTTP_CHECK_S`` (and at every probe once it failed), so five idle projects do not keep the shared
+        server busy answering health checks."""
         from baton.prefect_server import healthy, running_server
 
-        if await asyncio.to_thread(healthy, self.api_url, 3.0):
+        if self.prefect_embedded and running_server() is None:
+            self._prefect_checked_at = 0.0
+            return False, f"the Prefect server of {self.api_url} is not running", True
+        now = time.monotonic()
+        if now - self._prefect_checked_at < PREFECT_HTTP_CHECK_S:
             return True, "", False
-        exited = self.prefect_embedded and running_server() is None
-        return False, f"the Prefect API at {self.api_url} does not answer", exited
+        if await asyncio.to_thread(healthy, self.api_url, 3.0):
+            self._prefect_checked_at = now
+            return True, "", False
+        self._prefect_checked_at = 0.0
+        return False, f"the Prefect API at {self.api_url} does not answer", False
 
     async def restart_prefect(self) -> str:
         """Bring the shared server back (or find it again where it is recorded); a user's server is waited for."""
