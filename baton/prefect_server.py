@@ -200,7 +200,9 @@ def ensure_server(database: str | None = None) -> PrefectServer:
         settings = _read_json(_settings_path())
         if database:
             database = _validate_database(database)
-        wanted = database if database is not None else settings.get("database")
+        # --database, else what the server was started with before, else Prefect's own setting, else SQLite
+        wanted = database or settings.get("database") or os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") \
+            or os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL") or None
         running = running_server()
         if running and database and database != settings.get("database"):
             raise UsageError(f"the shared Prefect server already runs on {redact(settings.get('database'))}; run "
