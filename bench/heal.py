@@ -1,11 +1,12 @@
-"""Self-healing time: ``kill -9`` of a slotted service until its node answers from a new instance.
+"""Self-healing time: ``kill -9`` of a slotted service (or of its adapter host) until its node answers from a
+new instance.
 
-    .venv/bin/python bench/heal.py [--kills 5] [--probe 1 5]
+    .venv/bin/python bench/heal.py [--kills 5] [--probe 1 5] [--target service|adapter]
 
 For each probe interval, a throwaway one-node circuit runs a real service; each round kills the service's
-process group with SIGKILL and polls the node's public port every 20 ms until an answer comes from a new
-process. Prints, per interval: the median and worst time to heal, the part spent noticing (the probe) and
-the part spent repairing (the heal-restart flow, from `baton history`). Figures only; not a test.
+process group (``--target adapter``: the adapter host's) with SIGKILL and polls the node's public port every
+20 ms until an answer comes from a new process. Prints, per interval: the median and worst time to heal and
+the repair's own time (the heal-restart or heal-adapter flow, from `baton history`). Figures only; not a test.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def baton(*args: str, cwd: Path, env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def service_pid(project: Path) -> int:
+def victim_pid(project: Path, target: str) -> int:
+    """The process group leader that is killed: the service of ``api``, or the adapter host serving it."""
     state = json.loads((project / ".baton" / "state.json").read_text())
+    if target == "adapter":
+        return next(h["process"]["pid"] for h in state["hosts"].values() if "api" in h["nodes"])
     return state["adapters"]["api"]["service"]["process"]["pid"]
 
 
@@ -46,12 +50,13 @@ def answers(url: str) -> bool:
         return False
 
 
-def heal_runs(project: Path, env: dict[str, str]) -> list[float]:
-    runs = json.loads(baton("history", "--node", "api", "--action", "heal-restart", "--json", cwd=project, env=env))
+def heal_runs(project: Path, env: dict[str, str], target: str) -> list[float]:
+    action = "heal-adapter" if target == "adapter" else "heal-restart"
+    runs = json.loads(baton("history", "--action", action, "--json", cwd=project, env=env))
     return [r["duration_s"] for r in runs["runs"] if r["duration_s"] is not None]
 
 
-def measure(interval: float, kills: int) -> dict[str, float]:
+def measure(interval: float, kills: int, target: str) -> dict[str, float]:
     env = {**os.environ, "BATON_PROBE_INTERVAL_S": str(interval), "BATON_NO_SCHEDULES": "1"}
     with tempfile.TemporaryDirectory(prefix="baton-heal-") as tmp:
         project = Path(tmp) / "heal"
@@ -65,15 +70,15 @@ def measure(interval: float, kills: int) -> dict[str, float]:
             healed = []
             for _ in range(kills):
                 time.sleep(interval + 1.0)  # a healthy verdict first
-                pid = service_pid(project)
+                pid = victim_pid(project, target)
                 start = time.perf_counter()
                 os.killpg(pid, signal.SIGKILL)
-                while not (service_pid(project) != pid and answers(url)):
+                while not (victim_pid(project, target) != pid and answers(url)):
                     if time.perf_counter() - start > 120:
                         raise SystemExit("the service was not healed within 120 s")
                     time.sleep(0.02)
                 healed.append(time.perf_counter() - start)
-            flows = heal_runs(project, env)
+            flows = heal_runs(project, env, target)
         finally:
             subprocess.run([BATON, "down", "--all"], cwd=project, capture_output=True, env=env)
     return {"interval_s": interval, "median_s": statistics.median(healed), "worst_s": max(healed),
@@ -84,11 +89,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--probe", type=float, nargs="+", default=[1.0, 5.0])
+    parser.add_argument("--target", choices=("service", "adapter"), default="service",
+                        help="what is killed: the slotted service or the adapter host serving the node")
     args = parser.parse_args()
+    print(f"kill -9 of the {'adapter host' if args.target == 'adapter' else 'service'}; "
+          f"command: .venv/bin/python bench/heal.py --kills {args.kills} --target {args.target}")
     print(f"{'probe interval':>15} {'kills':>6} {'healed median':>14} {'worst':>8} {'heal flow median':>17} "
           f"{'median / interval':>18}")
     for interval in args.probe:
-        r = measure(interval, args.kills)
+        r = measure(interval, args.kills, args.target)
         print(f"{r['interval_s']:>13.1f} s {r['kills']:>6} {r['median_s']:>12.2f} s {r['worst_s']:>6.2f} s "
               f"{r['flow_median_s']:>15.2f} s {r['median_s'] / r['interval_s']:>18.2f}")
 
