@@ -158,11 +158,17 @@ class CustodianCore:
     # -- state ------------------------------------------------------------------------------------
 
     def node(self, name: str) -> NodeCustody:
-        if name not in self.nodes:
+        return self._record(self.nodes, name)
+
+    def component(self, name: str) -> NodeCustody:
+        return self._record(self.components, name)
+
+    def _record(self, kept: dict[str, NodeCustody], name: str) -> NodeCustody:
+        if name not in kept:
             custody = NodeCustody(node=name)
             custody.history = deque(maxlen=self.policy.history)
-            self.nodes[name] = custody
-        return self.nodes[name]
+            kept[name] = custody
+        return kept[name]
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
@@ -228,13 +234,6 @@ class CustodianCore:
                     del self.components[name]
                     self.dirty = True
 
-    def component(self, name: str) -> NodeCustody:
-        if name not in self.components:
-            custody = NodeCustody(node=name)
-            custody.history = deque(maxlen=self.policy.history)
-            self.components[name] = custody
-        return self.components[name]
-
     def _on_component(self, probe: ComponentProbe) -> None:
         custody = self.component(probe.component)
         custody.reobserve = False
@@ -242,18 +241,26 @@ class CustodianCore:
             return
         if probe.ok:
             if custody.status is not Status.HEALTHY:
-                recovered = custody.failures > 0 or custody.status is Status.RESTARTED
-                custody.failures, custody.failed_restarts, custody.exited = 0, 0, False
-                custody.healthy_since = self.clock()
-                self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
+                self._answered(custody, self.clock())
             return
+        self._failed(custody, probe.exited, self.clock())
+        self._decide(custody, Status.FAILING, f"{probe.detail or 'not answering'} ({custody.failures} in a row)")
+
+    def _answered(self, custody: NodeCustody, now: float) -> None:
+        """A look found it answering: failures are forgiven, and it is healthy (again)."""
+        recovered = custody.failures > 0 or custody.status is Status.RESTARTED
+        custody.failures, custody.failed_restarts, custody.exited = 0, 0, False
+        custody.healthy_since = now
+        self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
+
+    def _failed(self, custody: NodeCustody, exited: bool, now: float) -> None:
+        """A look found it failing: one more in a row; a restart that was being confirmed counts as failed."""
         custody.failures += 1
-        custody.exited = probe.exited
+        custody.exited = exited
         custody.healthy_since = None
         self.dirty = True
         if custody.status is Status.RESTARTED:
-            custody.restart_failed(self.policy, self.clock())
-        self._decide(custody, Status.FAILING, f"{probe.detail or 'not answering'} ({custody.failures} in a row)")
+            custody.restart_failed(self.policy, now)
 
     def component_serving(self, name: str) -> bool:
         """Unknown or healthy: repairs that need it may go."""
@@ -275,17 +282,9 @@ class CustodianCore:
             custody.command = probe.command
         if probe.ok:
             if custody.status is not Status.HEALTHY and custody.status is not Status.DEGRADED:
-                recovered = custody.failures > 0 or custody.status is Status.RESTARTED
-                custody.failures, custody.failed_restarts = 0, 0
-                custody.healthy_since = now
-                self._decide(custody, Status.HEALTHY, "recovered" if recovered else "healthy")
+                self._answered(custody, now)
             return
-        custody.failures += 1
-        custody.exited = probe.exited
-        custody.healthy_since = None
-        self.dirty = True
-        if custody.status is Status.RESTARTED:  # the restarted service fails again: that restart failed
-            custody.restart_failed(self.policy, now)
+        self._failed(custody, probe.exited, now)
         if custody.status in (Status.MOCKED, Status.FAULTED, Status.MOCKING):
             return
         self._decide(custody, Status.FAILING, f"{probe.detail or 'probe failed'} ({custody.failures} in a row)")

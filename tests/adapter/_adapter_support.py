@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
+import subprocess
+
+import os
+
+import json
+
 import asyncio
 import contextlib
 import socket
@@ -144,3 +152,27 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interva
         if time.monotonic() > deadline:
             raise AssertionError("condition not met within the deadline")
         await asyncio.sleep(interval)
+
+
+ADAPTER = [sys.executable, "-m", "baton_adapter"]
+
+
+def start_adapter_process(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``python -m baton_adapter ARGS`` and its ready line (every node listens), or an error with its stderr."""
+    proc = subprocess.Popen([*ADAPTER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the ready line: every node listens (or the process died)
+    if not line:
+        proc.wait(timeout=10)
+        raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, json.loads(line)
+
+
+def refused(port: int) -> bool:
+    """Nothing listens on ``port`` (a connection is refused)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False

@@ -14,12 +14,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from _adapter_support import run, running_node
+from _adapter_support import ADAPTER, refused, run, running_node, start_adapter_process
 from baton_adapter.config import AdapterConfig
 from baton_adapter.errors import BindError, ConfigError
 from baton_adapter.host import AdapterHost
 
-ADAPTER = [sys.executable, "-m", "baton_adapter"]
 
 
 def _get(port: int, path: str) -> dict[str, Any]:
@@ -29,14 +28,9 @@ def _get(port: int, path: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _adapter(args: list[str]) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    proc = subprocess.Popen([*ADAPTER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, ready = start_adapter_process(args)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the ready line: every node listens (or the process died)
-        if not line:
-            proc.wait(timeout=10)
-            raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        yield proc, json.loads(line)
+        yield proc, ready
     finally:
         proc.kill()
         proc.communicate(timeout=10)
@@ -51,12 +45,6 @@ def _listening() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 # -- instance and pid -------------------------------------------------------------------------------------
@@ -144,7 +132,7 @@ def test_a_failed_bind_leaves_no_node_of_the_host_listening() -> None:
                 await host.start()
         ports = [p for n in host.nodes.values() for p in (n.port, n.management_port) if p and p != busy]
         assert len(ports) >= 4  # api and raw bound both ports before users failed
-        assert all(_refused(p) for p in ports)
+        assert all(refused(p) for p in ports)
         assert all(n.management is None for n in host.nodes.values())
 
     run(main())

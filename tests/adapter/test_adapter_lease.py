@@ -15,21 +15,9 @@ from typing import Any
 
 import pytest
 
-from _adapter_support import raw_exchange, raw_server, run, wait_for
+from _adapter_support import ADAPTER, raw_exchange, raw_server, refused, run, start_adapter_process, wait_for
 
-ADAPTER = [sys.executable, "-m", "baton_adapter"]
 LEASE_ENV = {"BATON_LEASE_CHECK_S": "0.2"}
-
-
-def _start(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen([*ADAPTER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **LEASE_ENV})
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the ready line: every node listens (or the process died)
-    if not line:
-        proc.wait(timeout=10)
-        raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-    return proc, json.loads(line)
 
 
 def _wait_exit(proc: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int, str]:
@@ -45,14 +33,6 @@ def _wait_exit(proc: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int,
     return proc.returncode, err
 
 
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
 def _config(tmp_path: Path, **extra: Any) -> Path:
     path = tmp_path / "adapter.json"
     path.write_text(json.dumps({"nodes": [{"name": "api", "port": 0, "management_port": 0, "mock": True},
@@ -64,7 +44,7 @@ def _config(tmp_path: Path, **extra: Any) -> Path:
 def test_deleting_the_lease_file_stops_the_adapter_with_exit_0(tmp_path: Path) -> None:
     lease = tmp_path / "lease"
     lease.write_text("")
-    proc, ready = _start(["--config", str(_config(tmp_path, lease=str(lease)))])
+    proc, ready = start_adapter_process(["--config", str(_config(tmp_path, lease=str(lease)))], LEASE_ENV)
     try:
         lease.unlink()
         code, err = _wait_exit(proc)
@@ -74,7 +54,7 @@ def test_deleting_the_lease_file_stops_the_adapter_with_exit_0(tmp_path: Path) -
     assert code == 0, err
     assert err.count(f"lease {lease} is gone: stopping") == 1
     for node in ready["nodes"]:
-        assert _refused(node["port"]) and _refused(node["management_port"])
+        assert refused(node["port"]) and refused(node["management_port"])
 
 
 def test_removing_the_lease_directory_stops_the_adapter_with_exit_0(tmp_path: Path) -> None:
@@ -82,7 +62,8 @@ def test_removing_the_lease_directory_stops_the_adapter_with_exit_0(tmp_path: Pa
     (project / ".baton").mkdir(parents=True)
     lease = project / ".baton" / "adapter.lease"
     lease.write_text("")
-    proc, _ = _start(["--node", "api", "--port", "0", "--management-port", "0", "--mock", "--lease", str(lease)])
+    proc, _ = start_adapter_process(["--node", "api", "--port", "0", "--management-port", "0", "--mock", "--lease", str(lease)],
+                                    LEASE_ENV)
     try:
         shutil.rmtree(project)
         code, err = _wait_exit(proc)
@@ -110,14 +91,14 @@ def test_a_lease_stop_is_graceful_like_sigterm(tmp_path: Path) -> None:
         lease = tmp_path / "lease"
         lease.write_text("")
         async with raw_server(held) as backend:
-            proc, ready = _start(["--node", "api", "--port", "0", "--management-port", "0",
-                                  "--backend", f"127.0.0.1:{backend}", "--lease", str(lease)])
+            proc, ready = start_adapter_process(["--node", "api", "--port", "0", "--management-port", "0",
+                                                 "--backend", f"127.0.0.1:{backend}", "--lease", str(lease)], LEASE_ENV)
             try:
                 port = ready["nodes"][0]["port"]
                 pending = asyncio.ensure_future(raw_exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
                 await asyncio.wait_for(arrived.wait(), 10)
                 lease.unlink()
-                await wait_for(lambda: _refused(port), timeout=10)
+                await wait_for(lambda: refused(port), timeout=10)
                 assert proc.poll() is None  # still finishing the request in flight
                 release.set()
                 code, _, body = await asyncio.wait_for(pending, 10)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from _adapter_support import raw_exchange, raw_server, run, wait_for
+from _adapter_support import raw_exchange, raw_server, refused, run, wait_for
 
 ADAPTER = Path(sys.executable).with_name("baton-adapter")
 
@@ -69,7 +69,7 @@ def test_sigterm_finishes_the_in_flight_request_then_exits_zero() -> None:
                 await asyncio.wait_for(arrived.wait(), 10)
                 proc.send_signal(signal.SIGTERM)
                 # the adapter must now refuse new connections while the in-flight request is still open
-                await wait_for(lambda: _refused(node["port"]), timeout=10)
+                await wait_for(lambda: refused(node["port"]), timeout=10)
                 release.set()
                 code, _, body = await asyncio.wait_for(pending, 10)
                 assert (code, body) == (200, b"slow")
@@ -81,14 +81,6 @@ def test_sigterm_finishes_the_in_flight_request_then_exits_zero() -> None:
     run(main())
 
 
-def _refused(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 def test_sigterm_cuts_requests_that_outlive_the_grace_period() -> None:
