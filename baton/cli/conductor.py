@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -171,8 +172,6 @@ class Conductor:
 
         from baton.cli.conductor_api import build_app
 
-        import socket
-
         runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         if self.inherited:  # the socket of the process this one replaced: same port, queued clients wait
@@ -243,11 +242,6 @@ class Conductor:
         self.runs.add(task)
         task.add_done_callback(self.runs.discard)
         return task
-
-    def keeps_running(self, action: str) -> bool:
-        from baton.cli.flowrun import SELF_LOCKING
-
-        return action in SELF_LOCKING
 
     async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
                          progress: Progress | None) -> Any:

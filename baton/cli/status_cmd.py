@@ -68,7 +68,7 @@ def _runtime_parts(project: Any, running: bool) -> dict[str, Any]:
     elif os.environ.get("BATON_NO_CONDUCTOR"):
         conductor["note"] = "off (BATON_NO_CONDUCTOR=1)"
     elif running and (conductor_running(project.state_dir) or start_conductor_in_background(project)):
-        conductor["note"] = "starting (it had stopped; this command started it)"
+        conductor["note"] = "it had stopped; this command is starting it again"
     server = server_status()
     if server["api_url"] and not server["running"] and server["managed_by"] != "baton":
         server["running"] = healthy(server["api_url"])
