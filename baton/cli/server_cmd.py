@@ -81,7 +81,7 @@ def ui(obj: Any, open_browser: bool, as_json: bool) -> None:
     project = obj.project()
     server = ensure_server()
     tag = project.run_tag
-    payload = {"ui_url": server.ui_url, "runs_url": f"{server.ui_url}/runs?tags={quote(tag)}", "tag": tag,
+    payload = {"ui_url": server.ui_url, "runs_url": f"{server.ui_url}/runs?tag={quote(tag)}", "tag": tag,
                "circuit": project.load().name}
     if open_browser:
         import webbrowser
