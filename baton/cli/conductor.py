@@ -107,6 +107,7 @@ class Conductor:
         self._router: Any = None
         self._socket: Any = None
         self._shed = False
+        self._begun: set[asyncio.Task[Any] | None] = set()  # runs past their wait for a turn
 
     # -- the life of a conductor, in order ----------------------------------------------------------------
 
@@ -172,7 +173,8 @@ class Conductor:
 
         from baton.cli.conductor_api import build_app
 
-        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0)
+        # a CLI that goes away (Ctrl-C) cancels its request's handler: see abandon()
+        runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await runner.setup()
         if self.inherited:  # the socket of the process this one replaced: same port, queued clients wait
             self._socket = socket.socket(fileno=int(self.inherited["sock_fd"]))
@@ -243,6 +245,19 @@ class Conductor:
         task.add_done_callback(self.runs.discard)
         return task
 
+    def abandon(self, action: str, worker: asyncio.Task[Any]) -> None:
+        """The CLI that asked for ``worker`` went away (Ctrl-C). A run still queued for its turn never runs later;
+        a foreground canary stops waiting (its record is saved: the conductor's tick carries it on); a run already
+        changing the circuit finishes, so nothing is left half-done."""
+        from baton.cli.flowrun import SELF_LOCKING
+
+        if worker.done():
+            return
+        if worker not in self._begun or action in SELF_LOCKING:
+            log.info("the CLI of a %s run went away: %s", action,
+                     "it stops waiting" if worker in self._begun else "it will not run")
+            worker.cancel()
+
     async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
                          progress: Progress | None) -> Any:
         """One flow run for the CLI: waits for the Prefect API when it is being brought back, then for its turn."""
@@ -251,7 +266,12 @@ class Conductor:
         await self.prefect_ready(progress)
         turn = self.run_lock if action not in SELF_LOCKING else contextlib.nullcontext()
         async with turn:
-            return await self.flow(action, params, actor, progress)
+            me = asyncio.current_task()
+            self._begun.add(me)
+            try:
+                return await self.flow(action, params, actor, progress)
+            finally:
+                self._begun.discard(me)
 
     async def run_repair(self, action: str, params: dict[str, Any]) -> Any:
         """The custodian's repairs: one at a time with the CLI's runs."""

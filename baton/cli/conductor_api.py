@@ -36,6 +36,8 @@ class ConductorFace(Protocol):
 
     def start_run(self, action: str, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
 
+    def abandon(self, action: str, worker: asyncio.Task[Any]) -> None: ...
+
     async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
                          progress: Callable[[str], None] | None) -> Any: ...
 
@@ -80,11 +82,15 @@ def build_app(conductor: ConductorFace) -> web.Application:
                 queue.put_nowait({"error": f"the {action} flow failed: {type(exc).__name__}: {exc}", "exit_code": 1})
 
         worker = conductor.start_run(action, execute())
-        while True:
-            item = await queue.get()
-            await response.write(_ndjson(item))
-            if "result" in item or "error" in item:
-                break
+        try:
+            while True:
+                item = await queue.get()
+                await response.write(_ndjson(item))
+                if "result" in item or "error" in item:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):  # the CLI went away (Ctrl-C)
+            conductor.abandon(action, worker)
+            raise
         await asyncio.gather(worker, return_exceptions=True)
         await response.write_eof()
         return response
