@@ -1,6 +1,6 @@
 """Contracts: OpenAPI 3.x documents or plain JSON Schemas attached to nodes.
 
-Reading is bounded (:mod:`baton.config.bounded`): a contract and every file its ``$ref``\s name total at
+Reading is bounded (:mod:`baton.config.bounded`): a contract and every file its ``$ref`` entries name total at
 most 10 MiB (``BATON_MAX_CONTRACT_BYTES``), nest at most 200 levels and their YAML aliases repeat at most
 100,000 values. YAML is parsed with libyaml (JSON with :mod:`json`); line numbers for errors are found
 afterwards, only when an error needs one. Validation uses ``openapi-spec-validator`` and ``jsonschema``'s

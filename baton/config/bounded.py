@@ -3,7 +3,7 @@
 Every input has a size cap, a nesting cap and an alias budget, checked before anything walks the data:
 
 - **size**: ``baton.yaml`` and manifests at most 1 MiB (``BATON_MAX_CONFIG_BYTES``), a contract together
-  with the files its ``$ref``\\s name at most 10 MiB (``BATON_MAX_CONTRACT_BYTES``); read with a bounded
+  with the files its ``$ref`` entries name at most 10 MiB (``BATON_MAX_CONTRACT_BYTES``); read with a bounded
   ``read()``, so a huge file or ``/dev/zero`` costs no more than the cap.
 - **aliases**: YAML aliases are allowed (``<<: *defaults`` is handy), but together they may repeat at most
   10,000 values in Baton's own files and 100,000 in a contract; a recursive alias is refused. The check
