@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from baton.errors import LockTimeout, ProjectError
+from baton.errors import BatonError, LockTimeout, ProjectError
 
 if TYPE_CHECKING:  # the config models cost ~0.1 s to import: warm commands through the conductor skip them
     from baton.config import CircuitConfig, YamlDocument
@@ -24,29 +24,20 @@ _CACHE: dict[tuple[str, int, int], "CircuitConfig"] = {}
 
 
 def fast_load(path: Path) -> "CircuitConfig | None":
-    """Parse and validate with libyaml; None when anything is wrong (the slow path explains it)."""
-    import yaml
+    """Parse (libyaml, bounded: size, nesting, aliases) and validate; None when anything is wrong (the
+    slow path explains it)."""
     from pydantic import ValidationError
 
     from baton.config import CircuitConfig
+    from baton.config.bounded import config_limits, load_yaml, read_text
 
-    loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class StrictLoader(loader_base):  # type: ignore[misc, valid-type]
-        """Refuses duplicate keys, as the round-trip parser does."""
-
-    def construct_mapping(loader, node, deep=False):  # noqa: ANN001, ANN202
-        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-        if len(keys) != len(set(map(repr, keys))):
-            raise yaml.constructor.ConstructorError(None, None, "duplicate key", node.start_mark)
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)  # noqa: S506 - a safe loader
+        limits = config_limits()
+        data = load_yaml(read_text(path, limits, CONFIG_FILENAME), limits, CONFIG_FILENAME)
         return CircuitConfig.model_validate(data if data is not None else {})
-    except (yaml.YAMLError, ValidationError, ValueError, TypeError, UnicodeDecodeError):
+    except (BatonError, ValidationError, ValueError, TypeError, RecursionError):
         return None
+
 
 STATE_DIRNAME = ".baton"
 LOCK_TIMEOUT_S = float(os.environ.get("BATON_LOCK_TIMEOUT_S", "30"))

@@ -59,13 +59,13 @@ class DerivedCircuit:
 
 
 def load_service(directory: Path, *, label: str | None = None) -> RegisteredService:
-    """Read ``baton-service.yaml`` from a service directory (or the file itself)."""
+    """Read ``baton-service.yaml`` from a service directory (or the file itself), bounded like baton.yaml."""
     directory = Path(directory)
     path = directory if directory.is_file() else directory / MANIFEST_FILENAME
     if not path.is_file():
         raise ConfigError(f"no {MANIFEST_FILENAME} in {label or directory}; create one or pass the service's directory.")
     shown = label or str(path)
-    doc = YamlDocument.load(path, label=shown)
+    doc = YamlDocument.load(path, label=shown, expected="a service manifest mapping (name, port, dependencies, ...)")
     return RegisteredService(path.parent, validate_document(doc, ServiceManifest, label=shown))
 
 

@@ -18,11 +18,15 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from baton.config.bounded import Limits, check_tree, config_limits, read_text
 from baton.errors import ConfigError
 
-__all__ = ["YamlDocument", "atomic_write_text", "to_plain", "line_of"]
+__all__ = ["YamlDocument", "atomic_write_text", "to_plain", "line_of", "describe"]
+
+_SECTIONS = "a mapping of sections (name, nodes, edges, ...)"
 
 # (mapping, sequence, offset) styles seen in hand-written files, most common first.
 _INDENT_STYLES = ((2, 2, 0), (2, 4, 2), (4, 4, 0), (4, 6, 4), (4, 4, 2), (2, 3, 1), (3, 3, 0))
@@ -34,6 +38,21 @@ def _yaml(style: tuple[int, int, int]) -> YAML:
     yaml.width = 4096  # never re-wrap a user's long lines
     mapping, sequence, offset = style
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return yaml
+
+
+def _bounded_yaml(limits: Limits, label: str) -> YAML:
+    """The round-trip parser, refusing deep nesting and alias bombs before it builds anything."""
+
+    class BoundedComposer(Composer):
+        def get_single_node(self) -> Any:
+            node = super().get_single_node()
+            if node is not None:
+                check_tree(node, limits, label)
+            return node
+
+    yaml = _yaml(_INDENT_STYLES[0])
+    yaml.Composer = BoundedComposer
     return yaml
 
 
@@ -77,6 +96,19 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def describe(value: Any) -> str:
+    """What a parsed document turned out to be, as a user would say it ("plain text", "a list")."""
+    if isinstance(value, str):
+        return "plain text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
 def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     """1-based line of the deepest element of ``loc`` that the document can place."""
     line: int | None = None
@@ -97,30 +129,35 @@ def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
 
 
 class YamlDocument:
-    """One YAML file held as a round-trip tree; ``save`` writes it back atomically."""
+    """One YAML file held as a round-trip tree; ``save`` writes it back atomically.
+
+    Reading is bounded (:mod:`baton.config.bounded`): the file's size, its nesting and what its aliases
+    repeat are capped before the tree is built.
+    """
 
     def __init__(self, path: Path, text: str, data: CommentedMap, style: tuple[int, int, int]) -> None:
         self.path = Path(path)
         self.original_text = text
         self.data = data
-        self._yaml = _yaml(style)
+        self._writer = _yaml(style)
 
     @classmethod
-    def load(cls, path: Path, *, label: str | None = None) -> YamlDocument:
+    def load(
+        cls, path: Path, *, label: str | None = None, limits: Limits | None = None, expected: str = _SECTIONS
+    ) -> YamlDocument:
         path = Path(path)
         label = label or path.name
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{label} does not exist; create it or pass the right path.") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{label} cannot be read as UTF-8 text ({exc}); fix the file's permissions or encoding.") from exc
-        return cls.parse(text, path=path, label=label)
+        limits = limits or config_limits()
+        return cls.parse(read_text(path, limits, label), path=path, label=label, limits=limits, expected=expected)
 
     @classmethod
-    def parse(cls, text: str, *, path: Path, label: str) -> YamlDocument:
+    def parse(
+        cls, text: str, *, path: Path, label: str, limits: Limits | None = None, expected: str = _SECTIONS
+    ) -> YamlDocument:
+        """Parse ``text``; ``expected`` says what the document should be, for the error when it is not a mapping."""
+        limits = limits or config_limits()
         try:
-            data = _yaml(_INDENT_STYLES[0]).load(text)
+            data = _bounded_yaml(limits, label).load(text)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -128,11 +165,15 @@ class YamlDocument:
             raise ConfigError(f"{label}{where}: {problem}; fix the YAML syntax there.") from None
         except YAMLError as exc:
             raise ConfigError(f"{label} is not valid YAML ({exc}); fix the YAML syntax.") from None
+        except RecursionError:
+            raise ConfigError(
+                f"{label}: expected values nested at most {limits.max_depth} levels deep, found deeper nesting; "
+                "flatten the file."
+            ) from None
         if data is None:
             data = CommentedMap()
         if not isinstance(data, CommentedMap):
-            kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-            raise ConfigError(f"{label} line 1: expected a mapping of sections (name, nodes, edges, ...), found {kind}.")
+            raise ConfigError(f"{label} line 1: expected {expected}, found {describe(data)}; fix {label}.")
         return cls(path, text, data, cls._guess_style(text, data))
 
     @staticmethod
@@ -151,7 +192,7 @@ class YamlDocument:
         return best
 
     def render(self) -> str:
-        return _render(self._yaml, self.data)
+        return _render(self._writer, self.data)
 
     def line_of(self, loc: tuple[Any, ...]) -> int | None:
         return line_of(self.data, loc)

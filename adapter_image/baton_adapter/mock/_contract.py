@@ -2,6 +2,13 @@
 
 A contract is read once into a :class:`Contract`: every file it references is parsed up front and held
 in one :mod:`referencing` registry, so nothing is read from disk while requests are served.
+
+``$ref`` confinement (the same rule as Baton's control plane): a ``$ref`` may name only files inside the
+contract's *root*: ``root`` when the caller passes one, else the nearest directory above the contract that
+holds ``baton.yaml`` (its project), else the nearest holding ``baton-service.yaml`` (its service), else the
+contract's own directory. Remote refs and refs leaving the root (``/etc/passwd``, ``../../x``, symlinks
+pointing out) are refused with :class:`ContractError`, as are more than 1,000 referenced files or more than
+``BATON_MAX_CONTRACT_BYTES`` (10 MiB) in all.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from referencing.jsonschema import DRAFT202012
 
 from ._errors import ContractError
 from ._model import NO_EXAMPLE, Header, MediaType, Operation, Parameter, Pointer, RequestBody, Response, location
-from ._source import SourceDoc, pointer_text, read_source
+from ._source import SourceDoc, max_contract_bytes, pointer_text, read_source
 
 __all__ = [
     "NO_EXAMPLE",
@@ -34,6 +41,7 @@ __all__ = [
     "Parameter",
     "RequestBody",
     "Response",
+    "contract_root",
     "load_contract",
     "location",
 ]
@@ -42,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 Dialect = Literal["oas30", "oas31", "jsonschema"]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+MAX_REF_FILES = 1000
 
 
 @dataclass(frozen=True)
@@ -56,34 +65,47 @@ class Contract:
     servers: tuple[str, ...] = ()
 
 
-def load_contract(path: str | os.PathLike[str]) -> Contract:
-    """Read, resolve and check the contract at ``path``; raise :class:`ContractError` with the place."""
+def contract_root(path: str | os.PathLike[str]) -> Path:
+    """The directory a contract's ``$ref``s must stay in: its project, else its service, else its own directory."""
+    resolved = Path(path).resolve()
+    for marker in ("baton.yaml", "baton-service.yaml"):
+        for parent in resolved.parents:
+            if (parent / marker).is_file():
+                return parent
+    return resolved.parent
+
+
+def load_contract(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Contract:
+    """Read, resolve and check the contract at ``path``, its ``$ref``s confined to ``root`` (default:
+    :func:`contract_root`); raise :class:`ContractError` with the place."""
     name = os.fspath(path)
-    root = read_source(Path(name), name)
-    contents = root.contents
+    confine = Path(root).resolve() if root is not None else contract_root(name)
+    main = read_source(Path(name), name)
+    contents = main.contents
     if not isinstance(contents, dict):
         raise ContractError(
-            f"{root.where(())}: expected a mapping at the document root, found {_kind(contents)}; fix the contract.",
+            f"expected an OpenAPI 3.x or JSON Schema document in {name}, found {_kind(contents)}; "
+            "point at the contract file or write one there.",
             file=name,
         )
     if "swagger" in contents:
         raise ContractError(
-            f"{root.where(('swagger',))}: expected OpenAPI 3.0 or 3.1, found Swagger "
+            f"{main.where(('swagger',))}: expected OpenAPI 3.0 or 3.1, found Swagger "
             f"{contents['swagger']}; convert the contract to OpenAPI 3.",
             file=name,
         )
     if "openapi" not in contents and ("paths" in contents or "info" in contents):
         raise ContractError(
-            f"{root.where(())}: expected an openapi version field (openapi: 3.1.0) next to paths/info, found none; "
+            f"{main.where(())}: expected an openapi version field (openapi: 3.1.0) next to paths/info, found none; "
             "fix the contract.",
             file=name,
         )
-    docs = _load_referenced(root)
+    docs = _load_referenced(main, confine)
     registry = _registry(docs)
     _check_refs(docs, registry)
     if "openapi" not in contents:
-        _check_json_schema(root)
-        return Contract(name, "jsonschema", registry, docs, _schema_operations(root))
+        _check_json_schema(main)
+        return Contract(name, "jsonschema", registry, docs, _schema_operations(main))
     version = str(contents["openapi"])
     if version.startswith("3.0"):
         dialect: Dialect = "oas30"
@@ -91,12 +113,12 @@ def load_contract(path: str | os.PathLike[str]) -> Contract:
         dialect = "oas31"
     else:
         raise ContractError(
-            f"{root.where(('openapi',))}: expected openapi 3.0.x or 3.1.x, found {version!r}; fix the contract.",
+            f"{main.where(('openapi',))}: expected openapi 3.0.x or 3.1.x, found {version!r}; fix the contract.",
             file=name,
         )
-    _check_spec(root, dialect)
+    _check_spec(main, dialect)
     try:
-        operations = tuple(_Builder(root, docs, registry).operations())
+        operations = tuple(_Builder(main, docs, registry).operations())
     except ContractError:
         raise
     except (AttributeError, TypeError, ValueError, KeyError, referencing.exceptions.Unresolvable) as exc:
@@ -129,7 +151,7 @@ def _kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return "a string"
+    return "plain text"
 
 
 def _walk_refs(value: Any, pointer: Pointer = ()) -> Iterator[tuple[Pointer, str]]:
@@ -145,8 +167,9 @@ def _walk_refs(value: Any, pointer: Pointer = ()) -> Iterator[tuple[Pointer, str
             yield from _walk_refs(item, (*pointer, str(i)))
 
 
-def _load_referenced(root: SourceDoc) -> dict[str, SourceDoc]:
+def _load_referenced(root: SourceDoc, confine: Path) -> dict[str, SourceDoc]:
     docs = {root.uri: root}
+    budget = max_contract_bytes() - Path(url2pathname(urlsplit(root.uri).path)).stat().st_size
     pending = [root]
     while pending:
         doc = pending.pop()
@@ -162,18 +185,33 @@ def _load_referenced(root: SourceDoc) -> dict[str, SourceDoc]:
                     line=doc.line_of(pointer),
                 )
             file_path = Path(url2pathname(urlsplit(target).path))
+            if not file_path.resolve().is_relative_to(confine):
+                raise ContractError(
+                    f"{doc.where(pointer)}: expected a $ref to a file inside {confine}, found {ref!r}, which points "
+                    "outside it; copy the file into the contract's project and reference it there.",
+                    file=doc.name,
+                    line=doc.line_of(pointer),
+                )
             try:
                 display = os.path.relpath(file_path)
             except ValueError:
                 display = str(file_path)
-            if not file_path.exists():
+            if not file_path.is_file():
                 raise ContractError(
                     f"{doc.where(pointer)}: $ref {ref!r} names the file {display}, which does not exist; "
                     "fix the reference.",
                     file=doc.name,
                     line=doc.line_of(pointer),
                 )
-            loaded = read_source(file_path, display)
+            if len(docs) >= MAX_REF_FILES:
+                raise ContractError(
+                    f"{doc.where(pointer)}: expected a contract to reference at most {MAX_REF_FILES} files, found "
+                    "more; merge some of them.",
+                    file=doc.name,
+                    line=doc.line_of(pointer),
+                )
+            loaded = read_source(file_path, display, budget=budget)
+            budget -= file_path.stat().st_size
             docs[loaded.uri] = loaded
             pending.append(loaded)
     return docs
