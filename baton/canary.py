@@ -15,7 +15,8 @@ from enum import StrEnum
 from baton.state import CanaryRecord, CircuitState
 
 __all__ = ["earliest_due", "TERMINAL", "Phase", "CanaryPolicy", "TargetStats", "Observation", "Decision", "decide", "next_weight", "policy_of",
-           "policy_fields", "new_record", "window", "due", "next_due_at", "observe", "advanced", "aborted"]
+           "policy_fields", "new_record", "window", "due", "next_due_at", "observe", "advanced", "aborted",
+           "no_data_windows", "in_flight_refusal", "MAX_NO_DATA_WINDOWS"]
 
 
 class Phase(StrEnum):
@@ -28,6 +29,8 @@ class Phase(StrEnum):
 
 
 TERMINAL = (Phase.SUCCEEDED, Phase.FAILED)
+DECISIONS_KEPT = 50
+MAX_NO_DATA_WINDOWS = 40  # counted from the decision log, which keeps the last DECISIONS_KEPT entries
 
 
 @dataclass(frozen=True)
@@ -42,15 +45,26 @@ class CanaryPolicy:
     stable_latency_floor_ms: float = 50.0  # ...and always by this much (1 ms vs 5 ms is noise, not a regression)
     failed_checks_before_rollback: int = 1
     max_duration_s: float = 3600.0
+    max_no_data_windows: int = 10  # windows in a row without min_requests before rolling back as inconclusive
     paused: bool = False
 
     def __post_init__(self) -> None:
         if not self.steps or any(not 0 < s <= 100 for s in self.steps) or list(self.steps) != sorted(set(self.steps)):
-            raise ValueError(f"steps must rise strictly within 1-100, found {list(self.steps)}")
+            raise ValueError(f"steps must rise strictly within 1-100 like 10,25,50,100, found "
+                             f"{','.join(str(s) for s in self.steps) or 'none'}")
         if self.steps[-1] != 100:
             object.__setattr__(self, "steps", (*self.steps, 100))
-        if self.failed_checks_before_rollback < 1 or self.min_requests < 1 or self.interval_s <= 0:
-            raise ValueError("failed_checks_before_rollback, min_requests and interval_s must be positive")
+        positive = {"failed_checks_before_rollback": self.failed_checks_before_rollback,
+                    "min_requests": self.min_requests, "interval_s": self.interval_s,
+                    "latency_threshold_ms": self.latency_threshold_ms, "max_duration_s": self.max_duration_s}
+        wrong = [f"{name} {value:g}" for name, value in positive.items() if not value > 0]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} must be positive")
+        if not 0 <= self.error_threshold_pct <= 100:
+            raise ValueError(f"error_threshold_pct must lie within 0-100, found {self.error_threshold_pct:g}")
+        if not 1 <= self.max_no_data_windows <= MAX_NO_DATA_WINDOWS:
+            raise ValueError(f"max_no_data_windows must lie within 1-{MAX_NO_DATA_WINDOWS}, "
+                             f"found {self.max_no_data_windows}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class Observation:
     last_step_at: float = 0.0
     failed_checks: int = 0
     gate_open: bool | None = None  # None: no pre-promotion gate configured
+    no_data_windows: int = 0  # evaluations in a row, just before this one, that found too few requests
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,8 @@ class Decision:
     reason: str
     failed_checks: int = 0
     evaluated: bool = False  # the window's figures were judged (the caller starts a new window)
+    no_data: bool = False  # too few requests to judge: the window goes on growing
+    early: bool = False  # asked before the interval was up: nothing was evaluated, the schedule stands
 
     @property
     def done(self) -> bool:
@@ -139,12 +156,17 @@ def decide(policy: CanaryPolicy, observation: Observation, now: float) -> Decisi
     if now - obs.last_step_at < policy.interval_s:
         wait = policy.interval_s - (now - obs.last_step_at)
         return Decision(Phase.PROGRESSING, obs.weight, f"Waiting {wait:.0f} s for the next evaluation",
-                        obs.failed_checks)
+                        obs.failed_checks, early=True)
     canary = obs.canary
     if canary.requests < policy.min_requests:
-        return Decision(Phase.PROGRESSING, obs.weight, f"No data yet: the canary served {canary.requests} of the "
-                                                       f"{policy.min_requests} requests an evaluation needs",
-                        obs.failed_checks)
+        windows = obs.no_data_windows + 1
+        served = f"the canary served {canary.requests} of the {policy.min_requests} requests an evaluation needs"
+        if windows >= policy.max_no_data_windows:
+            return Decision(Phase.FAILED, 0, f"Rollback: inconclusive: {served} in {windows} windows of "
+                                             f"{policy.interval_s:g} s", obs.failed_checks, no_data=True)
+        return Decision(Phase.PROGRESSING, obs.weight, f"No data yet: {served} (window {windows} of "
+                                                       f"{policy.max_no_data_windows})",
+                        obs.failed_checks, no_data=True)
     problems = _problems(policy, canary, obs.stable)
     if problems:
         failed = obs.failed_checks + 1
@@ -166,17 +188,19 @@ def decide(policy: CanaryPolicy, observation: Observation, now: float) -> Decisi
 
 
 def after(decision: Decision, observation: Observation, now: float) -> Observation:
-    """The observation state carried into the next evaluation (new window when this one was judged)."""
+    """The observation state carried into the next evaluation: the next one is due an interval after this one,
+    whatever it decided (an early ask changes nothing); the window starts again when it was judged or the weight
+    moved, and grows on while there was no data."""
+    if decision.early:
+        return observation
     moved = decision.weight != observation.weight or decision.evaluated
     return replace(observation, phase=decision.phase, weight=decision.weight, failed_checks=decision.failed_checks,
-                   last_step_at=now if moved else observation.last_step_at,
-                   canary=TargetStats() if moved else observation.canary,
-                   stable=TargetStats() if moved else observation.stable)
+                   last_step_at=now, canary=TargetStats() if moved else observation.canary,
+                   stable=TargetStats() if moved else observation.stable,
+                   no_data_windows=observation.no_data_windows + 1 if decision.no_data else 0)
 
 
 # --- a persisted canary (baton.state.CanaryRecord) advanced one evaluation at a time -------------------------
-
-DECISIONS_KEPT = 50
 
 
 def policy_of(record: CanaryRecord) -> CanaryPolicy:
@@ -231,24 +255,46 @@ def earliest_due(state: CircuitState, now: float) -> float | None:
     return min(moments) if moments else None
 
 
+def no_data_windows(record: CanaryRecord) -> int:
+    """How many evaluations in a row, the latest last, found too few requests to judge."""
+    count = 0
+    for entry in reversed(record.decisions):
+        if not entry.get("no_data"):
+            break
+        count += 1
+    return count
+
+
 def observe(record: CanaryRecord, counters: dict[str, dict[str, object]], gate_open: bool | None) -> Observation:
     return Observation(phase=Phase(record.phase), weight=record.weight,
                        canary=window(record.baseline.get("canary"), counters["canary"]),
                        stable=window(record.baseline.get("stable"), counters["stable"]),
                        started_at=record.started_at, last_step_at=record.last_step_at,
-                       failed_checks=record.failed_checks, gate_open=gate_open)
+                       failed_checks=record.failed_checks, gate_open=gate_open,
+                       no_data_windows=no_data_windows(record))
 
 
 def advanced(record: CanaryRecord, decision: Decision, counters: dict[str, dict[str, object]],
              now: float) -> CanaryRecord:
-    """The record after one decision: a new window begins when the figures were judged or the weight moved."""
+    """The record after one evaluation. Whatever it decided, the next one is due an interval from now (``last_step_at``);
+    the window (``baseline``) starts again when the figures were judged or the weight or phase moved, and grows on
+    while there was no data. An early ask (before the interval was up) changes nothing."""
+    if decision.early:
+        return record
     moved = decision.evaluated or decision.weight != record.weight or decision.phase.value != record.phase
-    entry = {"at": now, "phase": decision.phase.value, "weight": decision.weight, "reason": decision.reason}
+    entry = {"at": now, "phase": decision.phase.value, "weight": decision.weight, "reason": decision.reason,
+             **({"no_data": True} if decision.no_data else {})}
     return record.model_copy(update={
         "phase": decision.phase.value, "weight": decision.weight, "failed_checks": decision.failed_checks,
-        "last_step_at": now if moved else record.last_step_at, "baseline": counters if moved else record.baseline,
+        "last_step_at": now, "baseline": counters if moved else record.baseline,
         "decisions": [*record.decisions, entry][-DECISIONS_KEPT:],
     })
+
+
+def in_flight_refusal(node: str, record: CanaryRecord, action: str) -> str:
+    """Why ``action`` may not change ``node`` while its canary is in flight, and how to go on (one sentence)."""
+    return (f"{node} has a canary in flight ({record.phase} at {record.weight}%) that {action} would undo; end it "
+            f"with `baton route revert {node}`, or add --end-canary to roll it back first.")
 
 
 def aborted(record: CanaryRecord, reason: str, now: float) -> CanaryRecord:

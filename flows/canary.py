@@ -23,7 +23,6 @@ from baton.canary import (
     CanaryPolicy,
     Decision,
     Phase,
-    aborted,
     advanced,
     due,
     new_record,
@@ -42,13 +41,14 @@ from tasks.canary import (
     in_flight_canaries,
     read_counters,
     revert_to_warm,
+    roll_back_canary,
     save_canary,
     serving_ports,
     set_canary_weight,
     stop_expired_warm,
+    stop_retired,
 )
 from tasks.context import project_locked
-from tasks.services import stop_service
 
 __all__ = ["route_canary", "canary_tick", "route_revert", "advance"]
 
@@ -77,15 +77,8 @@ async def advance(root: str, node: str, lock_timeout_s: float | None = None) -> 
         if Phase(record.phase) not in TERMINAL:
             record = await _evaluate(root, node, record)
         if Phase(record.phase) in TERMINAL:
-            concluded = await conclude_canary(root, node)
-            await _stop_retired(root, concluded)
+            await stop_retired(root, await conclude_canary(root, node))
         return canary_record(root, node)
-
-
-async def _stop_retired(root: str, result: dict[str, Any]) -> None:
-    """Stop the versions a conclusion or revert retired (recorded as pending, and by their leases, until now)."""
-    for slot in result.pop("retired", []):
-        await stop_service(root, slot)
 
 
 def _report(node: str, record: CanaryRecord | None, **extra: Any) -> dict[str, Any]:
@@ -99,14 +92,16 @@ def _report(node: str, record: CanaryRecord | None, **extra: Any) -> dict[str, A
 async def route_canary(root: str, node: str, command: str, steps: list[int] | None = None,
                        error_threshold_pct: float = 5.0, latency_threshold_ms: float = 500.0,
                        interval_s: float = 30.0, min_requests: int = 20, failed_checks: int = 1,
-                       max_duration_s: float = 3600.0, gate_url: str | None = None, keep_warm_s: float = 0.0,
-                       detach: bool = False, force: bool = False, actor: str = "") -> dict[str, Any]:
+                       max_duration_s: float = 3600.0, max_no_data_windows: int = 10, gate_url: str | None = None,
+                       keep_warm_s: float = 0.0, detach: bool = False, force: bool = False, end_canary: bool = False,
+                       actor: str = "") -> dict[str, Any]:
     policy = CanaryPolicy(steps=tuple(steps or (10, 25, 50, 100)), error_threshold_pct=error_threshold_pct,
                           latency_threshold_ms=latency_threshold_ms, interval_s=interval_s, min_requests=min_requests,
-                          failed_checks_before_rollback=failed_checks, max_duration_s=max_duration_s)
+                          failed_checks_before_rollback=failed_checks, max_duration_s=max_duration_s,
+                          max_no_data_windows=max_no_data_windows)
     async with project_locked(root):
         started = await route_split(root=root, node=node, command=command, strategy="canary",
-                                    weight=policy.steps[0], force=force)
+                                    weight=policy.steps[0], force=force, end_canary=end_canary)
         counters = await read_counters(root, node)
         await save_canary(root, node, new_record(policy, command, counters, time.time(), gate_url=gate_url,
                                                  keep_warm_s=keep_warm_s, actor=actor))
@@ -132,11 +127,11 @@ async def route_revert(root: str, node: str, actor: str = "") -> dict[str, Any]:
     record = canary_record(root, node)
     if record is not None and record.in_flight:
         by = f" by {actor}" if actor else ""
-        await save_canary(root, node, aborted(record, f"Rollback: reverted{by} at {record.weight}%", time.time()))
-        result = {**await conclude_canary(root, node), "reverted": "canary"}
+        result = {**await roll_back_canary(root, node, f"Rollback: reverted{by} at {record.weight}%"),
+                  "reverted": "canary"}
     else:
         result = {**await revert_to_warm(root, node), "reverted": "promotion"}
-    await _stop_retired(root, result)
+        await stop_retired(root, result)
     await record_change(root, "route-revert", node, before, result)
     return result
 

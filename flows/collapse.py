@@ -9,6 +9,7 @@ from prefect import flow
 
 from baton.errors import UsageError
 from tasks.adapters import set_backend
+from tasks.canary import no_canary_in_flight
 from tasks.circuit import circuit_nodes, current_service, extra_versions
 from tasks.services import record_routing, record_service, stop_service
 
@@ -16,7 +17,8 @@ __all__ = ["collapse"]
 
 
 @flow(name="collapse", flow_run_name="collapse-{circuit}")
-async def collapse(root: str, circuit: str = "", live: list[str] | None = None) -> dict[str, Any]:
+async def collapse(root: str, circuit: str = "", live: list[str] | None = None,
+                   end_canary: bool = False) -> dict[str, Any]:
     keep = set(live or [])
     nodes = circuit_nodes(root)
     unknown = sorted(keep - set(nodes))
@@ -25,6 +27,8 @@ async def collapse(root: str, circuit: str = "", live: list[str] | None = None) 
     not_live = sorted(n for n in keep if current_service(root, n) is None)
     if not_live:
         raise UsageError(f"{', '.join(not_live)} has no live service to keep; `baton slot` it first.")
+    mocking = [n for n in nodes if n not in keep and current_service(root, n) is not None]
+    await no_canary_in_flight(root, mocking, "collapse", end_canary)
     mocked = []
     for node in nodes:
         service = current_service(root, node)

@@ -16,6 +16,7 @@ from prefect.transactions import transaction
 from baton.errors import UsageError
 from tasks.adapters import node_snapshot, set_backend, switch_backend
 from tasks.audit import record_change
+from tasks.canary import no_canary_in_flight
 from tasks.circuit import current_service
 from tasks.services import plan_service, record_service, start_service, stop_service, wait_service_ready
 
@@ -37,6 +38,7 @@ async def heal_restart(root: str, node: str, reason: str, command: str = "", exp
     previous = current_service(root, node)
     if expected and not _still(root, node, expected):
         return {"node": node, "skipped": "the node's service changed since the custodian judged it"}
+    await no_canary_in_flight(root, [node], f"heal-restart {node}", end_canary=True)  # no split over a dead stable
     command = command or (previous or {}).get("command", "")
     if not command:
         raise UsageError(f"{node} has no command to restart; `baton slot {node} <command>` first.")
@@ -60,6 +62,7 @@ async def heal_mock(root: str, node: str, reason: str, expected: str = "") -> di
     previous = current_service(root, node)
     if expected and not _still(root, node, expected):
         return {"node": node, "skipped": "the node's service changed since the custodian judged it"}
+    await no_canary_in_flight(root, [node], f"heal-mock {node}", end_canary=True)
     before = await node_snapshot(root, node)
     await set_backend(root, node, {"mock": True})
     await record_service(root, node, None)

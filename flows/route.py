@@ -14,6 +14,7 @@ from prefect.transactions import transaction
 from baton.errors import UsageError
 from tasks.adapters import node_snapshot, restorable_routing, set_locked, set_routing, switch_routing
 from tasks.audit import record_change
+from tasks.canary import no_canary_in_flight
 from tasks.circuit import current_service, extra_versions
 from tasks.services import (
     needs_validation,
@@ -41,8 +42,9 @@ def _primary(root: str, node: str) -> dict[str, Any]:
 
 @flow(name="route-split", flow_run_name="route-{strategy}-{node}")
 async def route_split(root: str, node: str, command: str, strategy: str, weight: int, force: bool = False,
-                      timeout_s: float = 30.0) -> dict[str, Any]:
+                      timeout_s: float = 30.0, end_canary: bool = False) -> dict[str, Any]:
     """Start a second version of ``node`` and send it ``weight`` % (strategy weighted: a/b; canary: stable/canary)."""
+    await no_canary_in_flight(root, [node], f"route {'ab' if strategy == 'weighted' else strategy} {node}", end_canary)
     names = ("a", "b") if strategy == "weighted" else ("stable", "canary")
     primary = _primary(root, node)
     replaced = extra_versions(root, node)
@@ -63,8 +65,9 @@ async def route_split(root: str, node: str, command: str, strategy: str, weight:
 
 
 @flow(name="route-set", flow_run_name="route-set-{node}")
-async def route_set(root: str, node: str, routing: dict[str, Any]) -> dict[str, Any]:
+async def route_set(root: str, node: str, routing: dict[str, Any], end_canary: bool = False) -> dict[str, Any]:
     """Install a routing table as given (targets must already be running)."""
+    await no_canary_in_flight(root, [node], f"route set {node}", end_canary)
     before = await node_snapshot(root, node)
     applied = await set_routing(root, node, routing)
     await record_routing(root, node, applied, extra_versions(root, node))
@@ -83,8 +86,9 @@ async def route_lock(root: str, node: str, locked: bool) -> dict[str, Any]:
 
 
 @flow(name="route-clear", flow_run_name="route-clear-{node}")
-async def route_clear(root: str, node: str) -> dict[str, Any]:
+async def route_clear(root: str, node: str, end_canary: bool = False) -> dict[str, Any]:
     """Back to one backend: the primary version (or the mock) gets all traffic; extra versions stop."""
+    await no_canary_in_flight(root, [node], f"route clear {node}", end_canary)
     before = await node_snapshot(root, node)
     primary = current_service(root, node)
     routing = ({"strategy": "single", "targets": [_target("primary", primary, 100)]} if primary

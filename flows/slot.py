@@ -12,6 +12,7 @@ from prefect.transactions import transaction
 
 from tasks.adapters import node_snapshot, switch_backend
 from tasks.audit import record_change
+from tasks.canary import no_canary_in_flight
 from tasks.circuit import current_service
 from tasks.services import (
     needs_validation,
@@ -29,7 +30,9 @@ SKIPPED = {"ok": True, "skipped": "no contract"}
 
 
 @flow(name="slot", flow_run_name="slot-{node}")
-async def slot(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
+async def slot(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0,
+               end_canary: bool = False) -> dict[str, Any]:
+    await no_canary_in_flight(root, [node], f"slot {node}", end_canary)  # a canary would re-apply its split
     before, plan = await asyncio.gather(node_snapshot(root, node), plan_service(root, node, command))
     previous = current_service(root, node)  # as planning left it (it adopts what a cut-short command left serving)
     fallback = {"host": previous["host"], "port": previous["port"]} if previous else {"mock": True}

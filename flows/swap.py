@@ -15,6 +15,7 @@ from prefect.transactions import transaction
 from baton.errors import UsageError
 from tasks.adapters import drain_backend, node_snapshot, switch_backend
 from tasks.audit import record_change
+from tasks.canary import no_canary_in_flight
 from tasks.circuit import current_service
 from tasks.services import (
     needs_validation,
@@ -31,7 +32,8 @@ __all__ = ["swap"]
 
 @flow(name="swap", flow_run_name="swap-{node}")
 async def swap(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0,
-               drain_timeout_s: float = 30.0) -> dict[str, Any]:
+               drain_timeout_s: float = 30.0, end_canary: bool = False) -> dict[str, Any]:
+    await no_canary_in_flight(root, [node], f"swap {node}", end_canary)  # a canary would re-apply its split
     old = current_service(root, node)
     if old is None:
         raise UsageError(f"nothing is slotted into {node}; use `baton slot {node} <command>` first.")

@@ -1,6 +1,9 @@
 """Canary tasks: observe the window's figures (I/O), evaluate (pure ``decide``), apply weights (idempotent),
 persist the record, and conclude (promotion or rollback, keeping the replaced version warm if asked). A
-conclusion retires the versions it drops; the flow stops them (``tasks.services.stop_service``)."""
+conclusion retires the versions it drops; the flow stops them (``tasks.services.stop_service``).
+
+``no_canary_in_flight`` is the one guard of the commands that would silently undo a canary (slot, swap, route,
+collapse): it refuses before anything changes, or rolls the canary back first when asked (``--end-canary``)."""
 
 from __future__ import annotations
 
@@ -11,14 +14,16 @@ from typing import Any
 
 import aiohttp
 
-from baton.canary import CanaryPolicy, Observation, Phase, TargetStats, decide
+from baton.canary import CanaryPolicy, Observation, Phase, TargetStats, aborted, decide, in_flight_refusal
+from baton.errors import UsageError
 from baton.state import CanaryRecord, ServiceSlot, now_iso
 from tasks.context import open_circuit, retry_transient, step
 from tasks.reconcile import retire
+from tasks.services import stop_service
 
 __all__ = ["read_counters", "check_gate", "evaluate_canary", "set_canary_weight", "canary_record", "save_canary",
            "conclude_canary", "stop_expired_warm", "in_flight_canaries", "serving_ports",
-           "revert_to_warm"]
+           "revert_to_warm", "roll_back_canary", "no_canary_in_flight", "stop_retired"]
 
 
 def _totals(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -183,3 +188,35 @@ async def stop_expired_warm(root: str, now: float) -> list[str]:
         node_state.warm, node_state.warm_until = None, 0.0
     circuit.store.save(state)
     return expired
+
+
+async def stop_retired(root: str, result: dict[str, Any]) -> None:
+    """Stop the versions a conclusion or revert retired (recorded as pending, and by their leases, until now)."""
+    for slot in result.pop("retired", []):
+        await stop_service(root, slot)
+
+
+async def roll_back_canary(root: str, node: str, reason: str) -> dict[str, Any]:
+    """Roll ``node``'s in-flight canary back now (the caller holds the project lock): all traffic to stable, the
+    canary stopped, ``reason`` the record's last decision."""
+    record = canary_record(root, node)
+    if record is None or not record.in_flight:
+        return {"node": node, "concluded": False}
+    await save_canary(root, node, aborted(record, reason, time.time()))
+    result = await conclude_canary(root, node)
+    await stop_retired(root, result)
+    return result
+
+
+async def no_canary_in_flight(root: str, nodes: list[str], action: str, end_canary: bool = False) -> list[str]:
+    """The guard of commands that would undo a canary: refuse (``UsageError``, before anything changes) while one
+    of ``nodes`` has a canary in flight, or with ``end_canary`` roll those canaries back first; returns the nodes
+    whose canary was ended."""
+    in_flight = {node: record for node in nodes if (record := canary_record(root, node)) is not None
+                 and record.in_flight}
+    if in_flight and not end_canary:
+        node, record = next(iter(in_flight.items()))
+        raise UsageError(in_flight_refusal(node, record, action))
+    for node, record in in_flight.items():
+        await roll_back_canary(root, node, f"Rollback: ended at {record.weight}% for {action}")
+    return list(in_flight)

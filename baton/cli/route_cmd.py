@@ -10,10 +10,57 @@ import click
 from baton.cli.output import emit, json_option, table
 from baton.cli.runtime_cmd import run_flow_command
 
-__all__ = ["route"]
+__all__ = ["route", "parse_target", "parse_steps"]
 
-_TARGET = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)=(?:(?P<host>[^:]+):)?(?P<port>\d+)(?::(?P<weight>\d+))?$")
+MAX_NO_DATA_WINDOWS = 40  # baton.canary.MAX_NO_DATA_WINDOWS (not imported here: the CLI loads it lazily)
+
+_TARGET = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)=(?P<address>[^=]+)$")
 _RULE = re.compile(r"^(?P<header>[A-Za-z0-9-]+)=(?P<value>[^:]+):(?P<target>[A-Za-z0-9_-]+)$")
+
+
+WEIGHTED = ("weighted", "canary")  # strategies whose targets need a weight each (summing to 100)
+TARGET_FORMS = "NAME=HOST:PORT:WEIGHT, NAME=PORT:WEIGHT, NAME=HOST:PORT or NAME=PORT"
+END_CANARY_HELP = "If NODE has a canary in flight, roll it back first (otherwise the command refuses)."
+
+
+def parse_target(raw: str, strategy: str) -> dict[str, Any]:
+    """One ``--target``: ``NAME=HOST:PORT:WEIGHT`` or ``NAME=PORT:WEIGHT``, and without the weight where the
+    strategy allows (single, header); two numbers are a port and a weight, never a host and a port."""
+    from baton.errors import UsageError
+
+    match = _TARGET.match(raw)
+    parts = match["address"].split(":") if match else []
+    numeric = [p.isdigit() for p in parts]
+    if len(parts) == 3 and numeric[1:] == [True, True] and parts[0]:
+        host, port, weight = parts[0], parts[1], parts[2]
+    elif len(parts) == 2 and numeric == [True, True]:
+        host, port, weight = "127.0.0.1", parts[0], parts[1]
+    elif len(parts) == 2 and numeric[1] and parts[0]:
+        host, port, weight = parts[0], parts[1], None
+    elif len(parts) == 1 and numeric[0]:
+        host, port, weight = "127.0.0.1", parts[0], None
+    else:
+        raise UsageError(f"--target expects {TARGET_FORMS} like b=127.0.0.1:9102:20, found {raw!r}.")
+    if not 1 <= int(port) <= 65535 or (weight is not None and int(weight) > 100):
+        raise UsageError(f"--target expects a port within 1-65535 and a weight within 0-100, found {raw!r}.")
+    if weight is None and strategy in WEIGHTED:
+        raise UsageError(f"--target {raw!r} has no weight; {strategy} routing needs NAME=HOST:PORT:WEIGHT or "
+                         f"NAME=PORT:WEIGHT for every target.")
+    return {"name": match["name"], "host": host, "port": int(port), "weight": 100 if weight is None else int(weight)}
+
+
+def parse_steps(steps: str, pct: int | None) -> list[int]:
+    """``--steps`` (and ``--pct``, the first step) as the canary's weight targets, rising strictly within 1-100."""
+    from baton.errors import UsageError
+
+    try:
+        weights = [int(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        weights = []
+    if not weights or any(not 0 < w <= 100 for w in weights) or weights != sorted(set(weights)):
+        raise UsageError(f"--steps expects percentages rising strictly within 1-100 like 10,25,50,100, "
+                         f"found {steps!r}.")
+    return weights if pct is None else [pct, *[w for w in weights if w > pct]]
 
 
 def _split(value: str) -> int:
@@ -72,13 +119,14 @@ def route_show(obj: Any, node: str, as_json: bool) -> None:
 @click.argument("command")
 @click.option("--split", "split", default="80/20", show_default=True, help="Weights of the current and new version.")
 @click.option("--force", is_flag=True, help="Split even if the new version fails contract validation.")
+@click.option("--end-canary", is_flag=True, help=END_CANARY_HELP)
 @json_option
 @click.pass_obj
-def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json: bool) -> None:
+def route_ab(obj: Any, node: str, command: str, split: str, force: bool, end_canary: bool, as_json: bool) -> None:
     """Start COMMAND as version b of NODE and split traffic a/b."""
     weight = _split(split)
     _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
-                                          "weight": weight, "force": force}, as_json)
+                                          "weight": weight, "force": force, "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})"))
 
@@ -89,35 +137,38 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, as_json
 @click.option("--pct", type=click.IntRange(1, 99), default=None, help="Canary share (default: the first step, 10).")
 @click.option("--promote", is_flag=True, help="Evaluate every interval and promote or roll back automatically.")
 @click.option("--steps", default="10,25,50,100", show_default=True, help="Weight steps (targets, in %).")
-@click.option("--error-threshold", type=float, default=5.0, show_default=True, help="Max canary error rate, %.")
-@click.option("--latency-threshold", type=float, default=500.0, show_default=True, help="Max canary p99, ms.")
-@click.option("--eval-interval", type=float, default=30.0, show_default=True, help="Seconds between evaluations.")
-@click.option("--min-requests", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--error-threshold", type=click.FloatRange(0, 100), default=5.0, show_default=True,
+              help="Max canary error rate, %.")
+@click.option("--latency-threshold", type=click.FloatRange(0, min_open=True), default=500.0, show_default=True,
+              help="Max canary p99, ms.")
+@click.option("--eval-interval", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              help="Seconds between evaluations.")
+@click.option("--min-requests", type=click.IntRange(1), default=20, show_default=True,
+              help="Requests the canary must serve for a window to be judged.")
+@click.option("--max-no-data", type=click.IntRange(1, MAX_NO_DATA_WINDOWS), default=10, show_default=True,
+              metavar="N", help="Windows in a row without --min-requests before rolling back as inconclusive.")
 @click.option("--failed-checks", type=click.IntRange(1), default=1, show_default=True,
               help="Failed evaluations before rollback.")
-@click.option("--max-duration", type=float, default=3600.0, show_default=True, help="Seconds before giving up.")
+@click.option("--max-duration", type=click.FloatRange(0, min_open=True), default=3600.0, show_default=True,
+              help="Seconds before giving up.")
 @click.option("--gate", "gate_url", help="URL that must answer 2xx before each step (confirm-promotion).")
 @click.option("--keep-warm", type=click.FloatRange(0), default=0.0, show_default=True, metavar="SECONDS",
               help="After a promotion, keep the old version running this long so `baton route revert` is instant.")
 @click.option("--detach", is_flag=True, help="Start, then return: the conductor's scheduled canary tick "
                                              "carries the analysis on (see `baton status`, `baton history`).")
 @click.option("--force", is_flag=True, help="Start even if the canary fails contract validation.")
+@click.option("--end-canary", is_flag=True, help="If NODE already has a canary in flight, roll it back first.")
 @json_option
 @click.pass_obj
 def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bool, steps: str,
                  error_threshold: float, latency_threshold: float, eval_interval: float, min_requests: int,
-                 failed_checks: int, max_duration: float, gate_url: str | None, keep_warm: float, detach: bool,
-                 force: bool, as_json: bool) -> None:
+                 max_no_data: int, failed_checks: int, max_duration: float, gate_url: str | None, keep_warm: float,
+                 detach: bool, force: bool, end_canary: bool, as_json: bool) -> None:
     """Start COMMAND as the canary of NODE; with --promote, analyse it until promoted or rolled back."""
     from baton.cli.flowrun import actor
     from baton.errors import UsageError
 
-    try:
-        weights = [int(s) for s in steps.split(",") if s.strip()]
-    except ValueError:
-        raise UsageError(f"--steps expects comma-separated percentages like 10,25,50,100, found {steps!r}.") from None
-    if pct is not None:
-        weights = [pct, *[w for w in weights if w > pct]]
+    weights = parse_steps(steps, pct)
     if (detach or keep_warm) and not promote:
         raise UsageError("--detach and --keep-warm belong to an analysed canary; add --promote.")
     if detach:
@@ -126,7 +177,8 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
         ensure_conductor(obj.project())  # its scheduled tick advances the canary
     if not promote:
         _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
-                                                          "weight": weights[0], "force": force}, as_json)
+                                                          "weight": weights[0], "force": force,
+                                                          "end_canary": end_canary}, as_json)
         emit(as_json, result, lambda c: c.print(
             f"[bold]{node}[/]: stable {100 - weights[0]}% / canary {weights[0]}% (canary = {command} on port "
             f"{result['port']}); add --promote to analyse and promote automatically"))
@@ -134,8 +186,9 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
     _, result = run_flow_command(obj, "route-canary", {
         "node": node, "command": command, "steps": weights, "error_threshold_pct": error_threshold,
         "latency_threshold_ms": latency_threshold, "interval_s": eval_interval, "min_requests": min_requests,
-        "failed_checks": failed_checks, "max_duration_s": max_duration, "gate_url": gate_url, "force": force,
-        "keep_warm_s": keep_warm, "detach": detach, "actor": actor(),
+        "max_no_data_windows": max_no_data, "failed_checks": failed_checks, "max_duration_s": max_duration,
+        "gate_url": gate_url, "force": force, "keep_warm_s": keep_warm, "detach": detach, "end_canary": end_canary,
+        "actor": actor(),
     }, as_json)
 
     if detach:
@@ -161,26 +214,23 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
 @route.command("set")
 @click.argument("node")
 @click.option("--strategy", type=click.Choice(["single", "weighted", "header", "canary"]), required=True)
-@click.option("--target", "targets", multiple=True, metavar="NAME=[HOST:]PORT[:WEIGHT]", help="Repeatable.")
+@click.option("--target", "targets", multiple=True, metavar="NAME=[HOST:]PORT[:WEIGHT]",
+              help="NAME=HOST:PORT:WEIGHT or NAME=PORT:WEIGHT (the weight optional for single and header); "
+                   "repeatable.")
 @click.option("--rule", "rules", multiple=True, metavar="HEADER=VALUE:TARGET", help="Header rule; repeatable.")
 @click.option("--default", "default_target", help="Default target of header routing.")
+@click.option("--end-canary", is_flag=True, help=END_CANARY_HELP)
 @json_option
 @click.pass_obj
 def route_set(obj: Any, node: str, strategy: str, targets: tuple[str, ...], rules: tuple[str, ...],
-              default_target: str | None, as_json: bool) -> None:
+              default_target: str | None, end_canary: bool, as_json: bool) -> None:
     """Install a routing table on NODE."""
     from pydantic import ValidationError
 
     from baton.config import RoutingConfig
     from baton.errors import UsageError
 
-    parsed_targets = []
-    for raw in targets:
-        m = _TARGET.match(raw)
-        if not m:
-            raise UsageError(f"--target expects NAME=[HOST:]PORT[:WEIGHT] like b=127.0.0.1:9102:20, found {raw!r}.")
-        parsed_targets.append({"name": m["name"], "host": m["host"] or "127.0.0.1", "port": int(m["port"]),
-                               "weight": int(m["weight"]) if m["weight"] else 100 // max(1, len(targets))})
+    parsed_targets = [parse_target(raw, strategy) for raw in targets]
     parsed_rules = []
     for raw in rules:
         m = _RULE.match(raw)
@@ -196,7 +246,8 @@ def route_set(obj: Any, node: str, strategy: str, targets: tuple[str, ...], rule
         RoutingConfig.model_validate(routing)
     except ValidationError as exc:
         raise UsageError(f"invalid routing: {exc.errors()[0]['msg'].removeprefix('Value error, ')}.") from None
-    _, result = run_flow_command(obj, "route-set", {"node": node, "routing": routing}, as_json)
+    _, result = run_flow_command(obj, "route-set", {"node": node, "routing": routing, "end_canary": end_canary},
+                                 as_json)
     emit(as_json, result, lambda c: c.print(f"[bold]{node}[/]: routing set to {strategy}"))
 
 
@@ -234,10 +285,11 @@ def route_revert(obj: Any, node: str, as_json: bool) -> None:
 
 @route.command("clear")
 @click.argument("node")
+@click.option("--end-canary", is_flag=True, help=END_CANARY_HELP)
 @json_option
 @click.pass_obj
-def route_clear(obj: Any, node: str, as_json: bool) -> None:
+def route_clear(obj: Any, node: str, end_canary: bool, as_json: bool) -> None:
     """Back to a single backend; extra versions are stopped."""
-    _, result = run_flow_command(obj, "route-clear", {"node": node}, as_json)
+    _, result = run_flow_command(obj, "route-clear", {"node": node, "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"[bold]{node}[/]: single backend; stopped {', '.join(result['stopped']) or 'nothing'}"))

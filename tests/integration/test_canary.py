@@ -132,3 +132,65 @@ def test_revert_during_a_canary_rolls_it_back(canary_circuit) -> None:
     routing = ok(run_baton("route", "show", "api", "--json", cwd=project)).json()
     assert routing["strategy"] == "single" and routing["targets"][0]["port"] == node["service"]["port"]
     assert {_get_version(url) for _ in range(20)} == {"stable"}
+
+
+def _decisions(project: Path) -> list[dict]:
+    """The canary record's decision log, as persisted (``.baton/state.json``)."""
+    import json
+
+    state = json.loads((project / ".baton" / "state.json").read_text())
+    return state["adapters"]["api"]["canary"]["decisions"]
+
+
+def test_a_canary_without_traffic_is_evaluated_once_per_interval_and_ends_inconclusive(canary_circuit) -> None:
+    project, _ = canary_circuit  # nobody calls api
+    result = run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--eval-interval", "1",
+                       "--max-no-data", "3", "--json", cwd=project, timeout=120)
+    assert result.code == 1, result.stderr
+    report = result.json()
+    assert report["outcome"] == "Failed", report
+    assert report["reason"].startswith("Rollback: inconclusive: the canary served 0 of the 20 requests"), report
+    assert "in 3 windows of 1 s" in report["reason"]
+    evaluated = [d for d in _decisions(project) if d.get("no_data")]
+    assert len(evaluated) == 3 and len(report["decisions"]) == 4, report["decisions"]  # start + three windows
+    shown = run_details("route-canary-promote-api", project,
+                        lambda d: any(l["message"].startswith("Rollback: inconclusive") for l in d["logs"]))
+    logged = [l["message"] for l in shown["logs"] if l["message"].startswith(("No data yet", "Rollback: inconclusive"))]
+    assert len(logged) == 3, logged  # one evaluation (a task run logging its decision) per window
+    assert ok(run_baton("route", "show", "api", "--json", cwd=project)).json()["strategy"] == "single"
+
+
+def test_commands_that_would_undo_a_canary_refuse_unless_asked_to_end_it(canary_circuit) -> None:
+    project, url = canary_circuit
+    bad = run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--steps", "50,10", cwd=project)
+    assert bad.code == 2 and "--steps expects percentages rising strictly" in bad.stderr, bad.stderr
+    assert not ok(run_baton("history", "--action", "route-canary", "--json", cwd=project)).json()["runs"]
+    ok(run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--detach", "--eval-interval", "600",
+                 cwd=project))
+    refusals = {
+        "slot api": ("slot", "api", f"{SERVICE} other"),
+        "swap api": ("swap", "api", f"{SERVICE} other"),
+        "route ab api": ("route", "ab", "api", f"{SERVICE} other"),
+        "route canary api": ("route", "canary", "api", f"{SERVICE} other", "--promote"),
+        "route set api": ("route", "set", "api", "--strategy", "single", "--target", "a=1"),
+        "route clear api": ("route", "clear", "api"),
+        "collapse": ("collapse",),
+    }
+    for action, args in refusals.items():
+        refused = run_baton(*args, cwd=project)
+        assert refused.code == 2, (action, refused.stdout, refused.stderr)
+        assert (f"api has a canary in flight (Progressing at 10%) that {action} would undo; end it with "
+                "`baton route revert api`, or add --end-canary") in refused.stderr, (action, refused.stderr)
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert node["canary"]["in_flight"] and node["canary"]["weight"] == 10
+    routing = ok(run_baton("route", "show", "api", "--json", cwd=project)).json()
+    assert routing["strategy"] == "canary" and [t["weight"] for t in routing["targets"]] == [90, 10]
+
+    cleared = ok(run_baton("route", "clear", "api", "--end-canary", "--json", cwd=project)).json()
+    assert cleared["routing"]["strategy"] == "single", cleared
+    node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+    assert not node["canary"]["in_flight"] and node["canary"]["phase"] == "Failed"
+    assert node["canary"]["reason"] == "Rollback: ended at 10% for route clear api"
+    assert {_get_version(url) for _ in range(10)} == {"stable"}
+    ok(run_baton("slot", "api", f"{SERVICE} other", cwd=project))  # nothing in flight: no refusal
+    assert _get_version(url) == "other"

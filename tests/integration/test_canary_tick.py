@@ -75,3 +75,29 @@ def test_the_scheduled_tick_carries_a_detached_canary_to_promotion(tmp_path: Pat
         assert any("Advance canary weight 20% -> 50%" in m for m in logs) or any("Promoting" in m for m in logs), logs
     finally:
         run_baton("down", "--all", cwd=project, timeout=120)
+
+
+def test_a_detached_canary_without_traffic_is_ticked_once_per_interval_and_ends_inconclusive(tmp_path: Path) -> None:
+    project = tmp_path / "quiet"
+    ok(run_baton("init", str(project)))
+    try:
+        ok(run_baton("node", "add", "api", cwd=project))
+        ok(run_baton("up", "--mock", cwd=project, timeout=180, env=SCHEDULED))
+        ok(run_baton("slot", "api", f"{SERVICE} stable", cwd=project, env=SCHEDULED))
+        started = ok(run_baton("route", "canary", "api", f"{SERVICE} canary", "--promote", "--detach",
+                               "--eval-interval", "1", "--max-no-data", "3", "--json", cwd=project,
+                               env=SCHEDULED)).json()
+        assert started["detached"] and started["next_evaluation_at"] > 0
+
+        def record():
+            return json.loads((project / ".baton" / "state.json").read_text())["adapters"]["api"]["canary"]
+
+        assert record()["policy"]["interval_s"] == 1.0 and record()["policy"]["max_no_data_windows"] == 3
+        ended = wait_for(lambda: (r := record())["concluded"] and r, 60, "the tick to end the quiet canary")
+        assert ended["phase"] == "Failed" and ended["decisions"][-1]["reason"].startswith("Rollback: inconclusive")
+        assert len([d for d in ended["decisions"] if d.get("no_data")]) == 3, ended["decisions"]
+        runs = ok(run_baton("history", "--action", "canary-tick", "--node", "api", "--json", cwd=project)).json()["runs"]
+        assert 1 <= len(runs) <= 3, [r["name"] for r in runs]  # one tick per due evaluation, never more
+        assert ok(run_baton("route", "show", "api", "--json", cwd=project)).json()["strategy"] == "single"
+    finally:
+        run_baton("down", "--all", cwd=project, timeout=120)

@@ -11,8 +11,8 @@ NOW = 1000.0
 
 
 def obs(phase=Phase.PROGRESSING, weight=10, canary=(100, 0, 100.0), stable=(900, 0, 100.0), started=900.0,
-        last=900.0, failed=0, gate=None) -> Observation:
-    return Observation(phase, weight, TargetStats(*canary), TargetStats(*stable), started, last, failed, gate)
+        last=900.0, failed=0, gate=None, no_data=0) -> Observation:
+    return Observation(phase, weight, TargetStats(*canary), TargetStats(*stable), started, last, failed, gate, no_data)
 
 
 CASES = [
@@ -26,6 +26,12 @@ CASES = [
     ("failed stays", P, obs(Phase.FAILED, 0), Phase.FAILED, 0, "already failed"),
     ("paused holds the weight", CanaryPolicy(paused=True), obs(weight=25), Phase.PAUSED, 25, "Paused at 25%"),
     ("no data is not failing", P, obs(canary=(19, 19, None)), Phase.PROGRESSING, 10, "No data yet"),
+    ("no data counts its windows", P, obs(canary=(3, 0, None), no_data=8), Phase.PROGRESSING, 10,
+     "served 3 of the 20 requests an evaluation needs (window 9 of 10)"),
+    ("the last window without data is inconclusive", P, obs(canary=(3, 0, None), no_data=9), Phase.FAILED, 0,
+     "Rollback: inconclusive: the canary served 3 of the 20 requests an evaluation needs in 10 windows of 30 s"),
+    ("a lower limit of windows without data", CanaryPolicy(max_no_data_windows=1), obs(canary=(0, 0, None)),
+     Phase.FAILED, 0, "inconclusive"),
     ("error rate over the threshold rolls back", P, obs(canary=(100, 9, 100.0)), Phase.FAILED, 0,
      "Rollback: canary error rate 9.0% > 5%"),
     ("error rate at the threshold passes", P, obs(canary=(100, 5, 100.0), stable=(900, 45, 100.0)),
@@ -68,8 +74,28 @@ def test_decide(name, policy, observation, phase, weight, reason) -> None:
 def test_steps_are_targets_and_end_at_100() -> None:
     assert next_weight(P, 0) == 10 and next_weight(P, 10) == 25 and next_weight(P, 60) == 100
     assert CanaryPolicy(steps=(20, 40)).steps == (20, 40, 100)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="steps must rise strictly within 1-100 like 10,25,50,100, found 50,20"):
         CanaryPolicy(steps=(50, 20))
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"interval_s": 0}, "interval_s 0 must be positive"),
+    ({"latency_threshold_ms": -1}, "latency_threshold_ms -1 must be positive"),
+    ({"error_threshold_pct": -5}, "error_threshold_pct must lie within 0-100, found -5"),
+    ({"max_no_data_windows": 0}, "max_no_data_windows must lie within 1-40, found 0"),
+    ({"steps": (0, 50)}, "found 0,50"),
+])
+def test_a_policy_refuses_what_cannot_work(fields, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        CanaryPolicy(**fields)
+
+
+def test_a_no_data_window_waits_an_interval_and_keeps_counting() -> None:
+    quiet = obs(canary=(0, 0, None))
+    carried = after(decide(P, quiet, NOW), quiet, NOW)
+    assert (carried.last_step_at, carried.no_data_windows, carried.weight) == (NOW, 1, 10)
+    assert decide(P, carried, NOW + 1).early  # asked again at once: nothing is evaluated
+    assert after(decide(P, carried, NOW + 1), carried, NOW + 1) == carried
 
 
 def test_a_judged_window_starts_a_new_one_and_waiting_keeps_it() -> None:
@@ -78,7 +104,7 @@ def test_a_judged_window_starts_a_new_one_and_waiting_keeps_it() -> None:
     assert (moved.weight, moved.last_step_at, moved.canary.requests) == (25, NOW, 0)
     waiting = obs(last=990.0)
     kept = after(decide(P, waiting, NOW), waiting, NOW)
-    assert (kept.weight, kept.last_step_at, kept.canary.requests) == (10, 990.0, 100)
+    assert kept == waiting
 
 
 def test_a_full_healthy_run_promotes_in_order() -> None:

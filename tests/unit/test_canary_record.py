@@ -10,8 +10,10 @@ from baton.canary import (
     advanced,
     decide,
     due,
+    in_flight_refusal,
     new_record,
     next_due_at,
+    no_data_windows,
     observe,
     policy_of,
     window,
@@ -61,12 +63,67 @@ def test_advancing_opens_a_new_window_and_keeps_the_reason() -> None:
     assert updated.decisions[-1]["reason"].startswith("Advance canary weight 20% -> 50%")
 
 
-def test_no_data_keeps_the_window_open() -> None:
+def test_no_data_waits_an_interval_and_the_window_grows() -> None:
     record = new_record(POLICY, "cmd", ZERO, 100.0)
     decision = decide(POLICY, observe(record, counters(8, 2), None), 110.0)
     assert decision.reason.startswith("No data yet")
     updated = advanced(record, decision, counters(8, 2), 110.0)
-    assert updated.last_step_at == 100.0 and updated.baseline == ZERO
+    assert updated.baseline == ZERO  # the window goes on: requests of the next interval add up
+    assert not due(updated, 110.0) and not due(updated, 119.9) and due(updated, 120.0)
+    assert no_data_windows(updated) == 1
+    later = decide(POLICY, observe(updated, counters(30, 6), None), 120.0)
+    assert later.weight == 50 and later.evaluated  # 6 requests over two intervals are enough to judge
+
+
+def drive(record, policy: CanaryPolicy, readings, until: float, every: float = 0.01):
+    """A driver as eager as possible: asks at every ``every`` s, evaluates whenever ``due`` says so."""
+    now, evaluations = record.started_at, 0
+    while now < until and record.in_flight and record.phase not in ("Failed", "Succeeded"):
+        if due(record, now):
+            reading = readings(evaluations)
+            record = advanced(record, decide(policy, observe(record, reading, None), now), reading, now)
+            evaluations += 1
+        now = round(now + every, 2)
+    return record, evaluations
+
+
+def test_a_canary_without_traffic_is_evaluated_once_per_interval() -> None:
+    record, evaluations = drive(new_record(POLICY, "cmd", ZERO, 100.0), POLICY, lambda _: ZERO, until=135.0)
+    assert evaluations == 3  # at 110, 120 and 130, however often the driver asked
+    assert [d["at"] for d in record.decisions[1:]] == [110.0, 120.0, 130.0]
+    assert record.phase == "Progressing" and no_data_windows(record) == 3
+
+
+def test_a_canary_that_never_gets_traffic_rolls_back_as_inconclusive() -> None:
+    policy = CanaryPolicy(steps=(20, 50, 100), interval_s=10.0, min_requests=5, max_no_data_windows=3)
+    record, evaluations = drive(new_record(policy, "cmd", ZERO, 100.0), policy, lambda _: counters(50, 1),
+                                until=1000.0)
+    assert evaluations == 3
+    assert (record.phase, record.weight) == ("Failed", 0)
+    assert record.last_reason == ("Rollback: inconclusive: the canary served 1 of the 5 requests an evaluation "
+                                  "needs in 3 windows of 10 s")
+
+
+def test_data_between_quiet_windows_starts_the_count_again() -> None:
+    policy = CanaryPolicy(steps=(20, 50, 100), interval_s=10.0, min_requests=5, max_no_data_windows=2)
+    readings = [ZERO, counters(50, 10), counters(50, 10), counters(50, 10)]
+    record, evaluations = drive(new_record(policy, "cmd", ZERO, 100.0), policy, lambda i: readings[i], until=1000.0)
+    assert evaluations == 4  # no data, advance to 50 %, no data, inconclusive at the second quiet window
+    assert [d["weight"] for d in record.decisions] == [20, 20, 50, 50, 0]
+    assert record.last_reason.startswith("Rollback: inconclusive") and "in 2 windows" in record.last_reason
+
+
+def test_a_paused_canary_is_still_asked_once_per_interval() -> None:
+    paused = CanaryPolicy(steps=(20, 50, 100), interval_s=10.0, paused=True)
+    record, evaluations = drive(new_record(paused, "cmd", ZERO, 100.0), paused, lambda _: ZERO, until=135.0)
+    assert evaluations == 3 and record.phase == "Paused"
+
+
+def test_an_early_ask_changes_nothing() -> None:
+    record = new_record(POLICY, "cmd", ZERO, 100.0)
+    decision = decide(POLICY, observe(record, counters(80, 20), None), 105.0)
+    assert decision.early and decision.reason == "Waiting 5 s for the next evaluation"
+    assert advanced(record, decision, counters(80, 20), 105.0) == record
 
 
 def test_a_failing_window_rolls_back() -> None:
@@ -87,3 +144,16 @@ def test_a_revert_by_hand_rolls_back() -> None:
     record = aborted(new_record(POLICY, "cmd", ZERO, 100.0), "Rollback: reverted by ann at 20%", 105.0)
     assert (record.phase, record.weight, record.in_flight) == ("Failed", 0, True)
     assert record.decisions[-1]["reason"] == "Rollback: reverted by ann at 20%"
+
+
+def test_an_old_record_without_the_no_data_limit_gets_the_default() -> None:
+    record = new_record(POLICY, "cmd", ZERO, 100.0)
+    fields = {k: v for k, v in record.policy.items() if k != "max_no_data_windows"}
+    assert policy_of(record.model_copy(update={"policy": fields})).max_no_data_windows == 10
+
+
+def test_the_refusal_names_the_canary_and_how_to_end_it() -> None:
+    record = new_record(POLICY, "cmd", ZERO, 100.0)
+    message = in_flight_refusal("api", record, "slot api")
+    assert message == ("api has a canary in flight (Progressing at 20%) that slot api would undo; end it with "
+                       "`baton route revert api`, or add --end-canary to roll it back first.")
