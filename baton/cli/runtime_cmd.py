@@ -89,11 +89,13 @@ def down(obj: Any, everything: bool, as_json: bool) -> None:
 @click.argument("command")
 @click.option("--force", is_flag=True, help="Slot even if the service fails contract validation.")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--end-canary", is_flag=True, help="If a node it changes has a canary in flight, roll it back first.")
 @json_option
 @click.pass_obj
-def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
+def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, end_canary: bool, as_json: bool) -> None:
     """Start COMMAND as NODE's service and switch its adapter to it."""
-    _, result = run_flow_command(obj, "slot", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+    _, result = run_flow_command(obj, "slot", {"node": node, "command": command, "force": force, "timeout_s": timeout_s,
+                                               "end_canary": end_canary}, as_json)
 
     def human(c: Any) -> None:
         for note in result["notes"]:
@@ -109,23 +111,26 @@ def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_js
 @click.argument("command")
 @click.option("--force", is_flag=True, help="Swap even if the new version fails contract validation.")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@click.option("--end-canary", is_flag=True, help="If a node it changes has a canary in flight, roll it back first.")
 @json_option
 @click.pass_obj
-def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, as_json: bool) -> None:
+def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, end_canary: bool, as_json: bool) -> None:
     """Hot-swap NODE's service for COMMAND with zero downtime."""
-    _, result = run_flow_command(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s}, as_json)
+    _, result = run_flow_command(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s,
+                                               "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}"))
 
 
 @click.command()
 @click.option("--live", default="", help="Comma-separated nodes that keep their live service.")
+@click.option("--end-canary", is_flag=True, help="If a node it changes has a canary in flight, roll it back first.")
 @json_option
 @click.pass_obj
-def collapse(obj: Any, live: str, as_json: bool) -> None:
+def collapse(obj: Any, live: str, end_canary: bool, as_json: bool) -> None:
     """Serve every node from its mock except the --live ones."""
     names = [n.strip() for n in live.split(",") if n.strip()]
-    _, result = run_flow_command(obj, "collapse", {"live": names}, as_json)
+    _, result = run_flow_command(obj, "collapse", {"live": names, "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: c.print(
         f"Mocked {', '.join(result['mocked']) or 'nothing'}; live: {', '.join(result['live']) or 'none'}"))
 
