@@ -1,4 +1,9 @@
-"""The client of an adapter's management API (JSON over HTTP, bearer token).
+"""The client of an adapter's management API (JSON over HTTP, bearer token), and where that token comes from.
+
+Every adapter requires a token, on every provider. By default it is generated once per project into
+``.baton/control_token`` (mode 0600 from its creation); ``security.control.token_env`` names an
+environment variable to take it from instead, and then that variable must be set wherever Baton runs.
+The CLI, the conductor and flows find it here (:meth:`ControlClient.for_node`).
 
 aiohttp with explicit timeouts; tenacity retries one connection-level call a
 few times (an adapter that is restarting), never an answered request, so
@@ -7,7 +12,10 @@ retries do not multiply with the task retries above.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +23,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from baton.errors import BatonError
 
-__all__ = ["ControlClient", "ControlError", "ControlUnreachable", "RoutingLocked", "InvalidRequest"]
+__all__ = ["ControlClient", "ControlError", "ControlUnreachable", "RoutingLocked", "InvalidRequest",
+           "ControlTokenMissing", "GENERATED_TOKEN_ENV", "TOKEN_FILE", "token_env", "control_token",
+           "ensure_token_file", "read_token_file"]
+
+GENERATED_TOKEN_ENV = "BATON_CONTROL_TOKEN"  # the variable an adapter reads the generated token from
+TOKEN_FILE = "control_token"
 
 
 class ControlError(BatonError):
@@ -38,6 +51,77 @@ class InvalidRequest(ControlError):
     """400: the adapter refused the request body."""
 
 
+class ControlTokenMissing(ControlError):
+    """``security.control.token_env`` names a variable this process does not have."""
+
+
+# -- the token -------------------------------------------------------------------------------------------------
+
+
+def token_env(config: Any) -> str:
+    """The variable every adapter of ``config`` reads its management token from."""
+    return config.security.control.token_env or GENERATED_TOKEN_ENV
+
+
+def read_token_file(state_dir: str | Path) -> str | None:
+    """The generated token of the project at ``state_dir`` (None until one is generated)."""
+    try:
+        return (Path(state_dir) / TOKEN_FILE).read_text().strip() or None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def ensure_token_file(state_dir: str | Path) -> str:
+    """The project's generated token, generating it first if needed.
+
+    The file is created with mode 0600 (never readable by others, not even for an instant), written in full
+    under a temporary name and then linked into place, so readers never see half a token and two processes
+    generating at once agree on the first one linked.
+    """
+    path = Path(state_dir) / TOKEN_FILE
+    existing = read_token_file(state_dir)
+    if existing:
+        if path.stat().st_mode & 0o077:  # one written by an older Baton: make it private
+            os.chmod(path, 0o600)
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (secrets.token_urlsafe(32) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temp, path)  # fails if another process linked its token first: that one wins
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temp)
+    token = read_token_file(state_dir)
+    assert token  # linked above, by us or by a concurrent generator
+    return token
+
+
+def control_token(config: Any, state_dir: str | Path | None, *, create: bool = False) -> str | None:
+    """The management token of ``config``'s adapters: from ``security.control.token_env`` when set (a missing
+    variable is an error naming it), else the project's generated token (generated when ``create``)."""
+    name = config.security.control.token_env
+    if name:
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise ControlTokenMissing(
+                f"security.control.token_env names {name}, which is not set in the environment of this process "
+                f"(pid {os.getpid()}); export {name} in the shell that runs Baton (a conductor started without it "
+                f"keeps lacking it: `baton down --all`, then run again with {name} exported), or remove token_env "
+                "to use the token Baton generates in .baton/control_token."
+            )
+        return value
+    if state_dir is None:
+        return None
+    return ensure_token_file(state_dir) if create else read_token_file(state_dir)
+
+
 @dataclass(frozen=True)
 class ControlClient:
     node: str
@@ -50,19 +134,10 @@ class ControlClient:
     @classmethod
     def for_node(cls, config: Any, name: str, *, timeout_s: float = 5.0, connect_attempts: int = 3,
                  state_dir: Any = None) -> ControlClient:
-        """The client of ``name``'s adapter as ``config`` (a CircuitConfig) declares it, token included.
-
-        Without a configured token, a token the provider generated (``.baton/control_token``) is used.
-        """
-        import os
-        from pathlib import Path
-
+        """The client of ``name``'s adapter as ``config`` (a CircuitConfig) declares it, token included (see
+        :func:`control_token`; ``ControlTokenMissing`` when ``token_env`` names an unset variable)."""
         node = config.node(name)
-        control = config.security.control
-        token = os.environ.get(control.token_env) if control.auth and control.token_env else None
-        if token is None and state_dir is not None:
-            generated = Path(state_dir) / "control_token"
-            token = generated.read_text().strip() if generated.is_file() else None
+        token = control_token(config, state_dir)
         host = "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host  # a wildcard bind answers on loopback
         return cls(name, host, node.management_port, token=token, timeout_s=timeout_s,
                    connect_attempts=connect_attempts)
@@ -102,8 +177,14 @@ class ControlClient:
                                 status)
         if status == 400:
             raise InvalidRequest(message, status)
-        if status in (401, 503):
-            raise ControlError(f"{message}; check the management token (security.control.token_env).", status)
+        if status == 401:
+            raise ControlError(
+                f"node {self.node}: the adapter refused {'the' if self.token else 'a request without a'} management "
+                "token (401); Baton uses .baton/control_token, or the variable security.control.token_env names: an "
+                "adapter started with another token must be restarted (`baton down`, then `baton up`).", status)
+        if status == 503:
+            raise ControlError(f"{message} (503: the adapter was started without its management token; restart it "
+                               "with `baton down`, then `baton up`).", status)
         raise ControlError(message, status)
 
     def request_sync(self, method: str, path: str, body: Any = None) -> Any:

@@ -1,6 +1,12 @@
 """Pure wiring of a circuit: the adapter configuration the data plane reads, the
 URLs consumers use to reach their dependencies, and a slotted service's
-environment."""
+environment.
+
+A service gets an explicit environment, never Baton's own: a minimal base taken from the environment
+Baton runs in (``PATH``, ``HOME``, locale, time zone, temporary directory, user; :data:`BASE_ENV`) and the
+variables Baton defines for it (:func:`service_env`). Nothing else reaches it: not the management token,
+not ``PREFECT_*``, not ``BATON_HOME`` or a lease.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from baton.config import CircuitConfig, NodeConfig, NodeRole
+from baton.control import GENERATED_TOKEN_ENV
 
-__all__ = ["env_name", "node_url", "dependency_env", "service_env", "adapter_node", "adapter_config"]
+__all__ = ["BASE_ENV", "env_name", "node_url", "dependency_env", "service_env", "base_env", "service_environment",
+           "command_env", "adapter_node", "adapter_config"]
+
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+"""The variables of Baton's own environment a service inherits (and every ``LC_*``)."""
 
 
 def env_name(node: str) -> str:
@@ -46,6 +57,29 @@ def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
     }
 
 
+def base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` every service inherits: :data:`BASE_ENV` and the ``LC_*`` locale variables."""
+    return {k: v for k, v in environ.items() if k in BASE_ENV or k.startswith("LC_")}
+
+
+def service_environment(environ: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The whole environment of a service process: the base from ``environ`` and Baton's variables ``env``
+    (see :func:`service_env`), nothing else."""
+    return {**base_env(environ), **env}
+
+
+def command_env(config: CircuitConfig, environ: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a service command may name (``$VAR``): the user's, and the service's own ``env``; never
+    the management token's variable, Prefect's or Baton's internal ones (an expanded argv is visible to every
+    process and recorded in state and run history)."""
+    secret = config.security.control.token_env
+
+    def internal(name: str) -> bool:
+        return name == secret or name.startswith(("PREFECT_", "BATON_"))
+
+    return {**{k: v for k, v in environ.items() if not internal(k)}, **env}
+
+
 def adapter_node(
     config: CircuitConfig,
     node: NodeConfig,
@@ -77,8 +111,7 @@ def adapter_node(
         entry["backend"] = dict(backend)
     if routing:
         entry["routing"] = dict(routing)
-    if config.security.control.auth and config.security.control.token_env:
-        entry["token_env"] = config.security.control.token_env
+    entry["token_env"] = config.security.control.token_env or GENERATED_TOKEN_ENV  # every adapter requires one
     return entry
 
 

@@ -3,9 +3,10 @@
 
 Every container and network carries ``baton.project`` (a digest of the project
 path), ``baton.circuit`` and ``baton.node`` labels, so stopping removes exactly
-what this circuit created. Adapters bind 0.0.0.0 inside their containers, so
-they require a management token: the provider generates one per project
-(``.baton/control_token``) unless baton.yaml configures its own.
+what this circuit created. Adapters require a management token, as on every
+provider (see :func:`baton.control.control_token`): the container gets it in the
+variable its config names, and nothing else of Baton's environment. Services get
+Baton's variables only (the image supplies the rest).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,13 +22,14 @@ from typing import Any
 
 from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
+from baton.control import GENERATED_TOKEN_ENV, control_token, token_env
 from baton.errors import BatonError, UsageError
 from baton.state import AdapterHost, ServiceSlot, now_iso
 
 __all__ = ["DockerProvider", "ADAPTER_IMAGE", "TOKEN_ENV", "project_label"]
 
 ADAPTER_IMAGE = os.environ.get("BATON_ADAPTER_IMAGE", "baton-adapter:latest")
-TOKEN_ENV = "BATON_CONTROL_TOKEN"
+TOKEN_ENV = GENERATED_TOKEN_ENV
 SERVICE_PORT = 8080  # what service images listen on inside their container (see dockerfiles/)
 CONTAINER_PROJECT = "/project"
 
@@ -75,13 +76,6 @@ class DockerProvider:
                                         labels={"baton.project": project_label(root), "baton.circuit": circuit})
         return name
 
-    def _token(self, state_dir: Path) -> str:
-        path = Path(state_dir) / "control_token"
-        if not path.is_file():
-            atomic_write_text(path, secrets.token_urlsafe(32) + "\n")
-            os.chmod(path, 0o600)
-        return path.read_text().strip()
-
     def _remove(self, name: str) -> bool:
         import docker.errors
 
@@ -114,16 +108,18 @@ class DockerProvider:
         except docker.errors.ImageNotFound:
             raise UsageError(f"the adapter image {ADAPTER_IMAGE} is not built here; run `baton image adapter` "
                              "(or `baton image adapter --offline` on a machine that cannot pull).") from None
-        circuit = self._circuit(root)
+        config = self._config(root)
+        circuit = config.name
+        token_env_name = token_env(config)
+        token = control_token(config, state_dir, create=True)
         network = self._network(root, circuit)
-        token = self._token(state_dir)
         adapters = Path(state_dir) / "adapters"
         adapters.mkdir(parents=True, exist_ok=True)
         names = []
         for entry in adapter_config["nodes"]:
             node = dict(entry)
             node["host"] = "0.0.0.0"
-            node.setdefault("token_env", TOKEN_ENV)
+            node["token_env"] = token_env_name
             if node.get("contract"):
                 node["contract"] = self._in_container(root, node["contract"])
             backend = node.get("backend") or {}
@@ -135,9 +131,7 @@ class DockerProvider:
             os.chmod(config_file, 0o644)
             name = f"baton-{_slug(circuit)}-{node['name']}-adapter-{project_label(root)[:6]}"
             self._remove(name)
-            env = {TOKEN_ENV: token}
-            if node["token_env"] != TOKEN_ENV and os.environ.get(node["token_env"]):
-                env[node["token_env"]] = os.environ[node["token_env"]]
+            env = {token_env_name: token}
             container = self.client.containers.create(
                 ADAPTER_IMAGE,
                 name=name,
@@ -155,10 +149,13 @@ class DockerProvider:
         return AdapterHost(host_id=host_id, nodes=[n["name"] for n in adapter_config["nodes"]],
                            containers=names, network=network, started_at=now_iso())
 
-    def _circuit(self, root: Path) -> str:
+    def _config(self, root: Path) -> Any:
         from baton.project import Project
 
-        return Project.at(root).load().name
+        return Project.at(root).load()
+
+    def _circuit(self, root: Path) -> str:
+        return self._config(root).name
 
     def _alias(self, network: str, container: Any, alias: str) -> None:
         net = self.client.networks.get(network)

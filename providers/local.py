@@ -9,12 +9,18 @@ Services run under ``baton.logpump`` so their output lands in
 Every process is leased (see :mod:`baton.leases`): the lease is written before the spawn, handed to the
 process (``BATON_LEASE``, ``--lease``: it stops itself once the lease is gone), completed with its pid right
 after, and released only once the process has stopped.
+
+Adapter hosts get the management token in the variable their config names (see
+:func:`baton.control.control_token`). A service gets exactly its explicit environment
+(:func:`baton.wiring.service_environment`): the log pump runs it through ``env -i``, so neither the pump's
+lease nor anything else of Baton's environment reaches it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,9 +30,12 @@ from typing import Any
 from baton import leases
 from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
+from baton.control import control_token, token_env
 from baton.leases import LEASE_ENV
+from baton.logpump import LEASE_CHECK_ENV
 from baton.processes import ProcessRecord, is_running, spawn, stop_group
 from baton.state import AdapterHost, ProcessInfo, ServiceSlot, now_iso
+from baton.wiring import base_env, service_environment
 
 __all__ = ["LocalProvider"]
 
@@ -49,6 +58,29 @@ def _spawn_leased(lease: leases.Lease, argv: Sequence[str], *, env: Mapping[str,
         raise
 
 
+def _env_binary() -> str:
+    return shutil.which("env", path=os.defpath) or "/usr/bin/env"
+
+
+def exactly(env: Mapping[str, str], argv: Sequence[str]) -> list[str]:
+    """``argv`` run with ``env`` as its whole environment (``env -i``; the variables are no secret, they are
+    the service's own)."""
+    return [_env_binary(), "-i", "--", *(f"{k}={v}" for k, v in env.items()), *argv]
+
+
+def pump_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The log pump's own environment: the base, what it reads (its lease check interval) and what lets it
+    import Baton; no token, nothing of Prefect's (a service can read its parent's environment)."""
+    keep = (LEASE_CHECK_ENV, "PYTHONPATH")
+    return {**base_env(environ), **{k: environ[k] for k in keep if k in environ}}
+
+
+def _config(root: Path) -> Any:
+    from baton.project import Project
+
+    return Project.at(root).load()
+
+
 class LocalProvider:
     name = "local"
 
@@ -58,8 +90,10 @@ class LocalProvider:
         config_file = adapters / f"{host_id}.json"
         atomic_write_text(config_file, json.dumps(adapter_config, indent=2))
         argv = [sys.executable, "-m", "baton_adapter", "--config", str(config_file)]
+        config = _config(root)
+        env = {**os.environ, token_env(config): control_token(config, state_dir, create=True) or ""}
         lease = leases.create(state_dir, leases.ADAPTER_HOST, host_id=host_id, argv=argv)
-        record = _spawn_leased(lease, [*argv, "--lease", str(lease.path)], env=os.environ, cwd=root,
+        record = _spawn_leased(lease, [*argv, "--lease", str(lease.path)], env=env, cwd=root,
                                stdout=adapters / f"{host_id}.log")
         host = AdapterHost(host_id=host_id, nodes=[n["name"] for n in adapter_config["nodes"]],
                            config_file=str(config_file), process=_info(record), started_at=now_iso(),
@@ -88,8 +122,9 @@ class LocalProvider:
     ) -> ServiceSlot:
         lease = leases.create(state_dir, leases.SERVICE, node=node.name, argv=argv)
         wrapper = [sys.executable, "-m", "baton.logpump", "--node", node.name,
-                   "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path), "--", *argv]
-        record = _spawn_leased(lease, wrapper, env={**os.environ, **env}, cwd=root)
+                   "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path), "--",
+                   *exactly(service_environment(os.environ, env), argv)]
+        record = _spawn_leased(lease, wrapper, env=pump_env(os.environ), cwd=root)
         slot = ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
                            port=port, process=_info(record), started_at=now_iso(), lease=str(lease.path))
         leases.attach(lease, record, slot.model_dump())

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from baton.control import control_token
 from baton.errors import BatonError
 from baton.waiting import wait_for_async
 from baton.state import CircuitState, now_iso
@@ -66,6 +67,7 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     circuit = open_circuit(root)
     state = circuit.state()
     provider = circuit.provider(state)
+    control_token(circuit.config, circuit.state_dir, create=True)  # a missing token_env variable fails here
     refuse_taken_ports(circuit, nodes)
     backends = {n: _backend_of(state, provider, n) for n in nodes}  # one state read, one provider, per host
     entries = [
@@ -94,14 +96,26 @@ async def _listening(session: aiohttp.ClientSession, url: str, pid: int | None) 
     deleted project, another circuit) answering on the same port is refused at once, naming it."""
     try:
         async with session.get(url) as resp:
-            status = await resp.json() if resp.status == 200 else {}
+            code = resp.status
+            status = await resp.json(content_type=None) if code in (200, 401, 503) else {}
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return False
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    if code in (401, 503):  # it answers but refuses the token: it will never be ready, so say why at once
+        from baton.ports import describe_holder, port_holder
+
+        holder = port_holder(port) if pid is not None else None
+        if holder is not None and holder.pid is not None and holder.pid != pid:
+            raise BatonError(f"another adapter answers on port {port}, not the one just started: "
+                             f"{describe_holder(holder)}; stop it and run `baton up` again.")
+        detail = status.get("error", f"HTTP {code}") if isinstance(status, dict) else f"HTTP {code}"
+        raise BatonError(f"the adapter at {url.rsplit('/', 1)[0]} refuses Baton's management token ({detail}); an "
+                         "adapter started with another token (or none) must be restarted: `baton down`, then "
+                         "`baton up`.")
     answered_by = status.get("pid")
     if pid is not None and isinstance(answered_by, int) and answered_by != pid:
         from baton.ports import describe_holder, port_holder
 
-        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
         holder = port_holder(port)
         raise BatonError(f"another adapter (pid {answered_by}) answers on port {port}, not the one just started: "
                          f"{describe_holder(holder) if holder else 'it is gone now'}; stop it and run `baton up` "

@@ -10,9 +10,47 @@ from typing import Any
 from baton.control import ControlClient, ControlError
 from baton.state import StateStore
 
-__all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of", "service_answers"]
+__all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of", "service_answers", "routes_of",
+           "recorded_routes", "drift"]
 
-STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None}
+STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None, "drift": None}
+MOCK = "its mock"
+
+
+def routes_of(backend: Any) -> set[str]:
+    """Where an adapter's reported backend (``GET /status``) sends traffic: ``host:port`` of each target, or
+    :data:`MOCK`."""
+    backend = backend or {}
+    targets = backend["targets"] if "targets" in backend else [backend] if backend else []
+    return {MOCK if t.get("mock") or "port" not in t else f"{t.get('host')}:{t['port']}" for t in targets} or {MOCK}
+
+
+def _address(slot: Any) -> str:
+    return MOCK if slot.is_mock else f"{slot.host}:{slot.port}"
+
+
+def recorded_routes(node_state: Any) -> set[str]:
+    """Where state says the node's adapter sends traffic: its recorded split (A/B, canary, header), else its
+    service (a single-target table recorded by a lock names what served then, not necessarily now)."""
+    routing = node_state.routing or {}
+    if routing.get("targets") and routing.get("strategy", "single") != "single":
+        return routes_of({"targets": routing["targets"]})
+    return {_address(node_state.service)}
+
+
+def drift(node_state: Any, pending: Any, backend: Any) -> str | None:
+    """Why the adapter's routing differs from what Baton recorded, or None. Routes to a version Baton knows
+    (one a command is starting or retiring, an A/B or canary target, the warm one) are a command in progress,
+    not a change made outside Baton."""
+    live, recorded = routes_of(backend), recorded_routes(node_state)
+    if live == recorded:
+        return None
+    known = recorded | {_address(s) for s in [*node_state.targets.values(), *pending]
+                        + ([node_state.warm] if node_state.warm is not None else [])}
+    if live <= known:
+        return None
+    return (f"changed outside Baton: adapter routes to {', '.join(sorted(live))}, state says "
+            f"{', '.join(sorted(recorded))}")
 
 
 async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict[str, dict[str, Any]]:
@@ -40,10 +78,12 @@ async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict
             info["service"] = {"command": slot.command, "port": slot.probe_port or slot.port,
                                "alive": provider.service_alive(slot)}
         try:
-            health = await ControlClient.for_node(config, node.name, timeout_s=2.0, connect_attempts=1,
-                                                   state_dir=state_dir).health()
+            client = ControlClient.for_node(config, node.name, timeout_s=2.0, connect_attempts=1,
+                                            state_dir=state_dir)
+            health, status = await asyncio.gather(client.health(), client.status())
             info["health"] = health.get("verdict", "unknown")
             info["detail"] = health.get("detail") or ""
+            info["drift"] = drift(node_state, state.pending, status.get("backend"))
         except ControlError as exc:
             info["health"] = "unreachable"
             info["detail"] = exc.message

@@ -98,6 +98,8 @@ def check_problems(payload: dict[str, Any]) -> list[str]:
             problems.append(f"{n['name']}: {keeper['status']} by the custodian ({keeper['reason']})")
         elif n["health"] in ("unhealthy", "unreachable"):
             problems.append(f"{n['name']}: not serving ({n['health']}: {n['detail']})")
+        if n.get("drift"):
+            problems.append(f"{n['name']}: {n['drift']}")
     return problems
 
 
@@ -114,7 +116,8 @@ def status_payload(project: Any) -> dict[str, Any]:
     custody = _custody(project) if runtime else {}
     nodes = []
     for n in config.nodes:
-        live = runtime.get(n.name, {"state": "stopped", "health": "unknown", "detail": "", "service": None})
+        live = runtime.get(n.name, {"state": "stopped", "health": "unknown", "detail": "", "service": None,
+                                    "drift": None})
         nodes.append({
             "name": n.name,
             "host": n.host,
@@ -127,6 +130,7 @@ def status_payload(project: Any) -> dict[str, Any]:
             "health": live["health"],
             "detail": live["detail"],
             "service": live["service"],
+            "drift": live.get("drift"),
             "dependencies": list(graph.dependencies(n.name)),
             "dependents": list(graph.dependents(n.name)),
             "canary": promotions.get(n.name, {}).get("canary"),
@@ -153,8 +157,8 @@ ESCALATED = ("mocked", "faulted")
 
 @click.command()
 @click.option("--check", is_flag=True, help="Exit 1 when anything is not serving: a node (adapter down, unhealthy, "
-                                            "mocked or faulted by the custodian), the conductor, the custodian or "
-                                            "the Prefect API.")
+                                            "mocked or faulted by the custodian, or rewired outside Baton), the "
+                                            "conductor, the custodian or the Prefect API.")
 @json_option
 @click.pass_obj
 def status(obj: Any, check: bool, as_json: bool) -> None:
@@ -174,6 +178,9 @@ def status(obj: Any, check: bool, as_json: bool) -> None:
         else:
             c.print("No nodes yet: baton node add <name> [--port N]")
         for n in payload["nodes"]:
+            if n["drift"]:
+                c.print(f"[bold red]{n['name']}[/] {n['drift']}; `baton slot`, `baton swap` or `baton route` "
+                        "puts it back under Baton's control")
             canary = n["canary"]
             if canary and canary["in_flight"]:
                 c.print(f"[bold]{n['name']}[/] canary {canary['phase']} at {canary['weight']}%: {canary['reason']} "

@@ -122,12 +122,29 @@ class TLSConfig(BaseModel):
 
 
 class ControlAuthConfig(BaseModel):
-    """Authentication of the adapters' management API."""
+    """Authentication of the adapters' management API: always on.
+
+    Every adapter requires a bearer token on every route, whatever this section says. ``token_env`` chooses
+    where the token comes from: empty (the default), the token Baton generates per project in
+    ``.baton/control_token``; a variable name, that variable, which must then be set wherever Baton runs.
+    ``auth`` is kept so that files of the original Baton load: ``false`` no longer opens the API.
+    """
 
     model_config = _FROZEN
 
-    auth: bool = False
-    token_env: str = Field(default="", pattern=r"^$|^[A-Za-z_][A-Za-z0-9_]*$")
+    auth: bool = Field(default=True, description="Kept for compatibility: the management API always requires "
+                                                 "a token.")
+    token_env: str = Field(default="", pattern=r"^$|^[A-Za-z_][A-Za-z0-9_]*$",
+                           description="The environment variable holding the management token; empty: the "
+                                       "token generated in .baton/control_token.")
+
+    @model_validator(mode="after")
+    def _not_a_service_variable(self) -> ControlAuthConfig:
+        if self.token_env == "PORT" or self.token_env.startswith(("BATON_SERVICE_", "BATON_NODE_",
+                                                                  "BATON_CONTROL_PORT", "PREFECT_")):
+            raise ValueError(f"token_env {self.token_env} is a variable Baton or Prefect sets itself; name a "
+                             "variable of your own, e.g. BATON_TOKEN")
+        return self
 
 
 class SecurityConfig(BaseModel):
