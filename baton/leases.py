@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.config.document import atomic_write_text
-from baton.processes import ProcessRecord, is_running, process_start_ticks
+from baton.processes import ProcessRecord, group_members, is_running, process_start_ticks
 
 __all__ = ["LEASE_ENV", "LEASES_DIRNAME", "SERVICE", "ADAPTER_HOST", "Lease", "lease_dir", "create", "attach",
            "describe", "release", "load", "all", "carriers", "process_of"]
@@ -198,6 +198,13 @@ def carriers(state_dir: Path | None = None) -> dict[str, list[int]]:
     return found
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def _pgid(pid: int) -> int:
     try:
         return os.getpgid(pid)
@@ -216,6 +223,11 @@ def process_of(lease: Lease, found: Mapping[str, list[int]] | None = None) -> Pr
         return record
     pids = (found if found is not None else carriers()).get(str(lease.path), [])
     if not pids:
+        # a service runs with an explicit environment (no lease variable): what is left of its recorded group,
+        # when it still works in this project (a recycled group id of someone else's is never taken for it)
+        root = str(Path(lease.path).resolve().parent.parent.parent)
+        if record is not None and record.pgid and any(_cwd(pid) == root for pid in group_members(record.pgid)):
+            return record
         return None
     groups = {pid: _pgid(pid) for pid in pids}
     leader = next((pid for pid, pgid in groups.items() if pid == pgid), pids[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from baton.waiting import WaitTimeout, wait_for
 
-__all__ = ["ProcessRecord", "spawn", "is_running", "stop_group", "process_start_ticks"]
+__all__ = ["ProcessRecord", "spawn", "is_running", "stop_group", "process_start_ticks", "group_members"]
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -80,15 +80,16 @@ def is_running(record: ProcessRecord) -> bool:
     return ticks is not None and (record.start_ticks == 0 or ticks == record.start_ticks)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
-        return False
+        return []
     except PermissionError:
-        return True
-    # killpg(0) succeeds while zombies remain; check for a live member.
-    for entry in Path("/proc").iterdir():
+        pass
+    members = []
+    for entry in Path("/proc").iterdir():  # killpg(0) succeeds while zombies remain: look for a live member
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
@@ -96,8 +97,12 @@ def _group_alive(pgid: int) -> bool:
                 continue
             fields = stat[stat.rfind(")") + 2 :].split()
             if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+                members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
 
 
 def stop_group(record: ProcessRecord, *, timeout: float = 10.0) -> bool:
