@@ -48,6 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--circuit-breaker-threshold", type=int, default=0)
     p.add_argument("--max-body-bytes", type=int)
     p.add_argument("--max-header-bytes", type=int)
+    p.add_argument("--header-timeout-s", type=float, help="seconds a request head may take to arrive (default 10)")
     p.add_argument("--events-file", help="append service events to this JSONL file")
     p.add_argument("--grace", type=float, help="seconds to finish in-flight requests at shutdown (default 10)")
     p.add_argument("--lease", help="stop gracefully once this path no longer exists (overrides the config's)")
@@ -101,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> AdapterConfig:
         limits["max_body_bytes"] = args.max_body_bytes
     if args.max_header_bytes is not None:
         limits["max_header_bytes"] = args.max_header_bytes
+    if args.header_timeout_s is not None:
+        limits["header_timeout_s"] = args.header_timeout_s
     if limits:
         node["limits"] = limits
     data: dict[str, Any] = {"node": node}

@@ -41,6 +41,8 @@ File format (YAML shown; JSON with the same keys works too)::
           upstream_idle_s: 1.5            # pooled connections idle longer are closed, not reused (must be
                                           # below the backend's keep-alive timeout: gunicorn 2 s, uvicorn 5 s)
           read_idle_s: 300                # a response body that stalls this long is cut (0 = never)
+          header_timeout_s: 10            # a request head must arrive whole within this (408 past it;
+                                          # checked on the 1 s housekeeping tick)
         routing:                          # optional initial routing (see baton_adapter.routing)
           strategy: weighted
           targets: [{name: a, host: 127.0.0.1, port: 8001, weight: 80},
@@ -166,6 +168,7 @@ class Limits:
     max_idle_upstream: int = 64
     upstream_idle_s: float = 1.5
     read_idle_s: float = 300.0
+    header_timeout_s: float = 10.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "limits") -> Limits:
@@ -178,6 +181,7 @@ class Limits:
             max_idle_upstream=_int(data, "max_idle_upstream", 64, 0, 100_000, where),
             upstream_idle_s=_float(data, "upstream_idle_s", 1.5, 0.1, 86_400.0, where),
             read_idle_s=_float(data, "read_idle_s", 300.0, 0.0, 86_400.0, where),
+            header_timeout_s=_float(data, "header_timeout_s", 10.0, 0.1, 3600.0, where),
         )
 
 

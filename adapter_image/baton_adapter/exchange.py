@@ -11,6 +11,13 @@ Retry rule: an attempt that failed before any byte reached the backend is retrie
 that failed after bytes were sent is retried only for idempotent methods without a request body. Every retry
 spends from the node's retry budget. Statuses: 502 when attempts fail, 504 when the last one timed out, 503
 when no target is available (none configured, or every breaker open).
+
+Swaps lose nothing: a request counts against its backend (``pool.busy``, what ``POST /drain`` waits on) from
+the moment it picks it until it is done, connecting included, so a drained backend has nothing in flight and
+nothing about to connect. An attempt that failed before any byte reached the backend (connect refused, reset
+or timed out) is *re-routed*: the request picks again from the routing table as it is now. A re-route is not a
+retry of the edge policy (no backoff, no budget); it happens at most ``MAX_REROUTES`` times per request and
+only when the table changed since the pick or offers a target the request has not failed on.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Downstream", "Exchange", "simple_response"]
 
 _BUFFER_PAUSE_BYTES = 256 * 1024
+MAX_REROUTES = 3  # re-picks after connect failures per request (beyond the edge policy's retries)
 _NO_BODY_STATUS = frozenset({204, 304})
 _perf = time.perf_counter
 
@@ -81,6 +89,7 @@ class Exchange:
         "expect_continue", "upgrade", "body", "buffered", "body_size", "request_done", "conn", "target",
         "attempts", "sent", "head", "trace_id", "timer", "timed_out", "status", "response_started",
         "finished", "resp_chunked", "bytes_out", "started", "mock_waiting", "probe", "failed", "out", "idle_mark", "idle_ticks",
+        "busy_addr", "table", "reroutes",
     )
 
     def __init__(
@@ -129,6 +138,9 @@ class Exchange:
         self.out: list[bytes] | None = None
         self.idle_mark = -1
         self.idle_ticks = 0
+        self.busy_addr: tuple[str, int] | None = None  # the backend this request counts against (drain)
+        self.table: RoutingTable | None = None  # the routing table of the current pick
+        self.reroutes = 0
 
     # -- request side (called by the client protocol) -------------------------------------------------------
 
@@ -171,7 +183,6 @@ class Exchange:
         conn = self.conn
         if conn is not None:
             self.conn = None
-            _unbusy(self.node.pool.busy, conn.addr)
             conn.detach_and_close()
         self._cancel_timer()
         if self.probe and self.target is not None:
@@ -195,11 +206,18 @@ class Exchange:
             self._fail(503, "Service Unavailable", "no backend available for this node")
             return
         self.target = target
+        self.table = table
         self.attempts += 1
         if target.mock:
             self.serve_mock()
             return
-        conn = node.pool.take(target.addr)
+        # counted against the backend from the pick, not from the connection: a drain must wait for it
+        addr = target.addr
+        pool = node.pool
+        busy = pool.busy
+        busy[addr] = busy.get(addr, 0) + 1
+        self.busy_addr = addr
+        conn = pool.take(addr)
         if conn is not None:
             self._send_on(conn)
         else:
@@ -239,8 +257,6 @@ class Exchange:
         node = self.node
         self.conn = conn
         conn.attach(self, self.method == b"HEAD")
-        busy = node.pool.busy
-        busy[conn.addr] = busy.get(conn.addr, 0) + 1
         head = self.head
         if head is None:
             down = self.down
@@ -351,7 +367,6 @@ class Exchange:
     def response_complete(self, conn: UpstreamConnection) -> None:
         if self.conn is conn:
             self.conn = None
-            _unbusy(self.node.pool.busy, conn.addr)
         if self.resp_chunked:
             if self.out is not None:
                 self.out.append(b"0\r\n\r\n")
@@ -367,17 +382,30 @@ class Exchange:
         node = self.node
         if conn is not None and self.conn is conn:
             self.conn = None
-            _unbusy(node.pool.busy, conn.addr)
+        self._release_backend()
         target = self.target
         name = target.name if target is not None else "-"
         node.telemetry.attempt_failed(name, timed_out)
-        node.breaker(name).failure()
+        table = node.routing
+        if target is None or table.target(name) == target:
+            node.breaker(name).failure()
+        elif self.probe:
+            node.breaker(name).release()  # the target left the table: its failure says nothing of its successor
         self.failed = self.failed | {name}
         if self.response_started:
             self.keep_alive = False
             self.uncork()
             self.down.transport.abort()  # the response cannot be completed: the client must see a cut
             self._finish(self.status)
+            return
+        if not self.sent and self.reroutes < MAX_REROUTES and (
+            table is not self.table or any(t.name not in self.failed for t in table.targets)
+        ):
+            # nothing reached the backend: pick again from the current table (a swap may have removed it)
+            self.reroutes += 1
+            self.attempts -= 1
+            self.timed_out = False
+            self.attempt()
             return
         replayable = not self.sent or (
             self.method in IDEMPOTENT_METHODS and not self.chunked and not self.content_length
@@ -396,7 +424,6 @@ class Exchange:
         """The backend switched protocols: splice the two connections."""
         if self.conn is conn:
             self.conn = None
-            _unbusy(self.node.pool.busy, conn.addr)
         self.uncork()
         down = self.down
         if rest:
@@ -458,7 +485,6 @@ class Exchange:
         conn = self.conn
         if conn is not None:
             self.conn = None
-            _unbusy(self.node.pool.busy, conn.addr)
             conn.detach_and_close()
         if self.probe and self.target is not None:
             self.node.breaker(self.target.name).release()
@@ -497,6 +523,8 @@ class Exchange:
         self.uncork()
         self.finished = True
         self._cancel_timer()
+        if self.busy_addr is not None:
+            self._release_backend()
         node = self.node
         node.telemetry.active_requests -= 1
         target = self.target
@@ -505,6 +533,13 @@ class Exchange:
             _perf() - self.started, self.body_size, self.bytes_out, self.trace_id,
         )
         self.down.exchange_finished(self, keep_open)
+
+    def _release_backend(self) -> None:
+        """This request no longer counts against its backend (its attempt ended)."""
+        addr = self.busy_addr
+        if addr is not None:
+            self.busy_addr = None
+            _unbusy(self.node.pool.busy, addr)
 
     def _has_sticky(self, cookie: str, target: str) -> bool:
         for name, value in self.headers:

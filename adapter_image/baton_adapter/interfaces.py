@@ -65,6 +65,10 @@ class ClientConnection(Protocol):
         """Loop time at which the connection last finished a request."""
         ...
 
+    def check_head(self, now: float, limit_s: float) -> None:
+        """Refuse (408) and close when a request head has been arriving since before ``now - limit_s``."""
+        ...
+
     def shutdown(self) -> None:
         """Graceful stop: close when idle, else after the current response."""
         ...

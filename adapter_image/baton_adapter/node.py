@@ -140,17 +140,22 @@ class Node:
 
     def housekeeping(self, tick_s: float = 1.0, idle_client_s: float = 75.0) -> None:
         """Periodic upkeep (every ``tick_s``): expire idle pooled connections and idle client keep-alive
-        connections, and cut responses whose body stalled longer than ``limits.read_idle_s``."""
+        connections, answer 408 to request heads arriving for longer than ``limits.header_timeout_s``, and
+        cut responses whose body stalled longer than ``limits.read_idle_s``."""
         self.pool.sweep()
-        cutoff = self.loop.time() - idle_client_s
+        now = self.loop.time()
+        cutoff = now - idle_client_s
         read_idle = self.limits.read_idle_s
+        header_s = self.limits.header_timeout_s
         for conn in list(self.connections):
             active = conn.active
             if active is not None:
                 if read_idle:
                     active.check_idle(tick_s, read_idle)
-            elif conn.exchange is None and conn.tunnel is None and conn.last_active < cutoff:
-                conn.shutdown()
+            elif conn.exchange is None and conn.tunnel is None:
+                conn.check_head(now, header_s)
+                if conn.last_active < cutoff:
+                    conn.shutdown()
 
     # -- routing and backends -------------------------------------------------------------------------------
 
@@ -213,15 +218,17 @@ class Node:
         deadline = started + timeout_s
 
         def old() -> list[tuple[str, int]]:
+            # requests count from the moment they pick a backend (connecting included), so an empty count
+            # here means nothing is in flight to it and nothing will be: the routing table no longer names it
             if addr is not None:
                 return [addr] if addr in self.pool.busy else []
-            current = {t.addr for t in self.routing.targets if not t.mock}
+            current = self.routing.routed_addrs()
             return [a for a in self.pool.busy if a not in current]
 
         while old() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         remaining = old()
-        current = {t.addr for t in self.routing.targets if not t.mock}
+        current = self.routing.routed_addrs()
         for key in list(self.pool.idle):
             if (addr is None and key not in current) or key == addr:
                 self.pool.close_idle(key)

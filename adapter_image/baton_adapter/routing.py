@@ -18,6 +18,7 @@ falls back to ``default_target``. A table is immutable: a change builds a new ta
 from __future__ import annotations
 
 import random
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -27,6 +28,8 @@ from .config import Backend, ConfigError
 __all__ = ["RoutingError", "RoutingTable", "Target", "parse_cookie_value"]
 
 STRATEGIES = ("single", "weighted", "header", "canary")
+# an HTTP field name (RFC 9110 token): what a rule's header can be, and all a request header can be called
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class RoutingError(ConfigError):
@@ -42,10 +45,10 @@ class Target:
     port: int = 0
     weight: int = 100
     mock: bool = False
+    addr: tuple[str, int] = field(init=False, repr=False, compare=False)  # (host, port), built once
 
-    @property
-    def addr(self) -> tuple[str, int]:
-        return (self.host, self.port)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addr", (self.host, self.port))
 
     def label(self) -> str:
         return "mock" if self.mock else f"{self.host}:{self.port}"
@@ -76,6 +79,7 @@ class RoutingTable:
     _by_name: dict[str, Target] = field(default_factory=dict, repr=False, compare=False)
     _cumulative: list[int] = field(default_factory=list, repr=False, compare=False)
     _rule_headers: frozenset[bytes] = field(default=frozenset(), repr=False, compare=False)
+    _routable: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({t.name: t for t in self.targets})
@@ -84,6 +88,9 @@ class RoutingTable:
             total += t.weight
             self._cumulative.append(total)
         object.__setattr__(self, "_rule_headers", frozenset(r.header.encode("latin-1") for r in self.rules))
+        # a weighted (or canary) target at weight 0 gets no new request, sticky or fallback: it can be drained
+        weighs = self.strategy in ("weighted", "canary")
+        object.__setattr__(self, "_routable", frozenset(t.name for t in self.targets if t.weight > 0 or not weighs))
 
     # -- construction -------------------------------------------------------------------------------------
 
@@ -122,8 +129,8 @@ class RoutingTable:
         if not isinstance(locked, bool):
             raise RoutingError(f"locked must be true or false, got {locked!r}.")
         sticky = data.get("sticky_cookie")
-        if sticky is not None and (not isinstance(sticky, str) or not sticky.isidentifier()):
-            raise RoutingError(f"sticky_cookie must be a cookie name (letters, digits, _), got {sticky!r}.")
+        if sticky is not None and (not isinstance(sticky, str) or not sticky.isascii() or not sticky.isidentifier()):
+            raise RoutingError(f"sticky_cookie must be a cookie name (ASCII letters, digits, _), got {sticky!r}.")
         rules: tuple[Rule, ...] = ()
         default = data.get("default_target")
         if strategy == "single":
@@ -164,6 +171,10 @@ class RoutingTable:
     def target(self, name: str) -> Target | None:
         return self._by_name.get(name)
 
+    def routed_addrs(self) -> frozenset[tuple[str, int]]:
+        """Backend addresses a new request may be sent to (weight-0 targets of a weighted split excluded)."""
+        return frozenset(t.addr for t in self.targets if not t.mock and t.name in self._routable)
+
     @property
     def needs_headers(self) -> bool:
         """True when choosing a target reads request headers (header rules or a sticky cookie)."""
@@ -200,7 +211,7 @@ class RoutingTable:
                 found[lname] = value
             elif cookie_name and lname == b"cookie":
                 sticky = parse_cookie_value(value, cookie_name) or sticky
-        if sticky is not None and sticky in self._by_name:
+        if sticky is not None and sticky in self._routable:
             return self._by_name[sticky]
         for rule in self.rules:
             value = found.get(rule.header.encode("latin-1"))
@@ -216,7 +227,8 @@ class RoutingTable:
             if total <= 0:
                 return self.targets[0]
             return self.targets[bisect_right(self._cumulative, rnd.random() * total)]
-        live = [t for t in self.targets if t.name not in exclude]
+        routable = self._routable
+        live = [t for t in self.targets if t.name not in exclude and t.name in routable]
         if not live:
             return None
         total = sum(t.weight for t in live)
@@ -248,7 +260,8 @@ def _parse_target(raw: Any, index: int) -> Target:
     if unknown:
         raise RoutingError(f"{where} accepts name, host, port, weight, mock; got unknown key(s) {unknown}.")
     name = raw.get("name")
-    if not isinstance(name, str) or not name or len(name) > 64 or not name.replace("-", "_").isidentifier():
+    if (not isinstance(name, str) or not name or len(name) > 64 or not name.isascii()
+            or not name.replace("-", "_").isidentifier()):
         raise RoutingError(f"{where}.name must be a short identifier, got {name!r}.")
     weight = raw.get("weight", 100)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
@@ -269,5 +282,20 @@ def _parse_rules(raw: Any, names: set[str]) -> tuple[Rule, ...]:
             raise RoutingError(f"rules[{i}] must be an object of strings {{header, value, target}}, got {r!r}.")
         if r["target"] not in names:
             raise RoutingError(f"rules[{i}].target must name a target in {sorted(names)}, got {r['target']!r}.")
+        if not _TOKEN.fullmatch(r["header"]) or len(r["header"]) > 256:
+            raise RoutingError(
+                f"rules[{i}].header must be an HTTP header name (up to 256 letters, digits and !#$%&'*+-.^_`|~), "
+                f"got {r['header']!r}."
+            )
+        if not _latin1(r["value"]) or any(c in r["value"] for c in "\r\n\0"):
+            raise RoutingError(f"rules[{i}].value must be latin-1 text without CR, LF or NUL, got {r['value']!r}.")
         rules.append(Rule(r["header"].lower(), r["value"], r["target"]))
     return tuple(rules)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

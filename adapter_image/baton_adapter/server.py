@@ -46,7 +46,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         "node", "max_header", "max_body", "transport", "parser", "peer_ip", "exchange", "active", "queue",
         "paused", "url", "headers", "header_bytes", "error_status", "tunnel", "upgrading", "upgrade_buffer",
         "closed", "closing", "paused_upstream", "last_active", "lingering", "linger_timer",
-        "in_head", "raw_head_bytes", "completed",
+        "in_head", "raw_head_bytes", "completed", "head_started",
     )
 
     def __init__(self, node: DataNode) -> None:
@@ -76,6 +76,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.in_head = True  # between messages or inside a request head
         self.raw_head_bytes = 0
         self.completed = 0
+        self.head_started = 0.0  # loop time of the first byte of a head still incomplete after a read
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
 
@@ -125,6 +126,8 @@ class HttpProxyProtocol(asyncio.Protocol):
                 if completed != self.completed:
                     self.raw_head_bytes = 0
                 else:
+                    if not self.raw_head_bytes:
+                        self.head_started = self.node.loop.time()  # a head spans reads: its deadline runs
                     self.raw_head_bytes += len(data)
                     if self.raw_head_bytes > self.max_header:
                         self.error_status = 431
@@ -265,6 +268,15 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.upgrading = False
         self.resume(self.PAUSE_UPGRADE | self.PAUSE_PIPELINE)
 
+    def check_head(self, now: float, limit_s: float) -> None:
+        """Housekeeping: answer 408 and close when a request head has been arriving for ``limit_s`` or more.
+
+        Only between responses: a head trickling in behind a response being relayed waits for its turn.
+        """
+        if (self.in_head and self.raw_head_bytes and self.active is None and not self.closed
+                and now - self.head_started >= limit_s):
+            self._reject(408)
+
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the current response."""
         self.closing = True
@@ -274,9 +286,11 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def _reject(self, status: int) -> None:
         """Answer a request the proxy refuses (431, 413, 400) and close the connection."""
-        reasons = {400: "Bad Request", 413: "Content Too Large", 431: "Request Header Fields Too Large",
-                   500: "Internal Server Error"}
-        messages = {400: "malformed HTTP request", 413: f"request body exceeds {self.max_body} bytes",
+        reasons = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
+                   431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+        messages = {400: "malformed HTTP request",
+                    408: f"request head not received within {self.node.limits.header_timeout_s:g} s",
+                    413: f"request body exceeds {self.max_body} bytes",
                     431: f"request head exceeds {self.max_header} bytes", 500: "internal adapter error"}
         ex = self.exchange
         if ex is not None and ex is self.active and not ex.finished:

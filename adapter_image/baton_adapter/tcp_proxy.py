@@ -108,10 +108,15 @@ class TcpProxyProtocol(asyncio.Protocol):
                     return
                 continue
             attempts += 1
+            node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the connect too
             try:
                 async with asyncio.timeout(node.timeout_s):
                     transport, _ = await loop.create_connection(lambda: _Upstream(self), target.host, target.port)
+            except asyncio.CancelledError:
+                node.pool.mark_busy(target.addr, -1)
+                raise
             except (OSError, TimeoutError) as exc:
+                node.pool.mark_busy(target.addr, -1)
                 breaker.failure()
                 node.telemetry.attempt_failed(target.name, isinstance(exc, TimeoutError))
                 failed.add(target.name)
@@ -123,12 +128,12 @@ class TcpProxyProtocol(asyncio.Protocol):
             breaker.success()
             node.telemetry.attempt(target.name, 200)
             if self.closed:
+                node.pool.mark_busy(target.addr, -1)
                 transport.close()
                 return
             self.target = target
             self.status = 200
             self.upstream = transport  # type: ignore[assignment]
-            node.pool.mark_busy(target.addr, 1)
             for chunk in self.pending:
                 transport.write(chunk)
             self.pending = []
@@ -180,6 +185,9 @@ class TcpProxyProtocol(asyncio.Protocol):
                 node.pool.mark_busy(self.target.addr, -1)
         node.telemetry.record(self.target.name if self.target else "-", b"TCP", b"-", self.status or 499,
                               time.perf_counter() - self.started, self.bytes_in, self.bytes_out, "")
+
+    def check_head(self, now: float, limit_s: float) -> None:
+        """A raw stream has no request head."""
 
     def shutdown(self) -> None:
         """Graceful stop: a raw stream has no request boundary, so it runs until the grace period ends."""
