@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the config models cost ~0.1 s to import: warm commands thro
 
 CONFIG_FILENAME = "baton.yaml"
 
-__all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S", "fast_load"]
+__all__ = ["Project", "STATE_DIRNAME", "LOCK_TIMEOUT_S", "fast_load", "enter_in_thread"]
 
 _CACHE: dict[tuple[str, int, int], "CircuitConfig"] = {}
 
@@ -158,3 +158,21 @@ class Project:
             yield doc
             validate_document(doc, CircuitConfig, label=CONFIG_FILENAME)
             doc.save()
+
+
+async def enter_in_thread(lock: contextlib.AbstractContextManager[object]) -> None:
+    """Enter a blocking lock (the project lock) from an event loop without blocking it, safe against
+    cancellation: a task cancelled while the thread still waits does not leave the lock held, because the
+    thread's acquisition, once it happens, is released at once."""
+    import asyncio
+
+    entering = asyncio.ensure_future(asyncio.to_thread(lock.__enter__))
+    try:
+        await asyncio.shield(entering)
+    except asyncio.CancelledError:
+        def release(done: asyncio.Future[object]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                lock.__exit__(None, None, None)
+
+        entering.add_done_callback(release)
+        raise

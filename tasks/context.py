@@ -17,7 +17,7 @@ from typing import Any
 from baton.config import CircuitConfig, NodeConfig
 from baton.control import ControlClient
 from baton.errors import BatonError, UsageError
-from baton.project import STATE_DIRNAME, Project
+from baton.project import STATE_DIRNAME, Project, enter_in_thread
 from baton.state import CircuitState, StateStore
 from providers import Provider, get_provider
 
@@ -72,7 +72,7 @@ async def project_locked(root: str | Path, timeout_s: float | None = None) -> As
     """Hold the project lock for a short critical section of a flow that runs for long (a canary, a tick):
     other commands go on between its steps."""
     lock = Project.at(Path(root)).lock(**({"timeout": timeout_s} if timeout_s is not None else {}))
-    await asyncio.to_thread(lock.__enter__)
+    await enter_in_thread(lock)
     try:
         yield
     finally:

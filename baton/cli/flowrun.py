@@ -158,8 +158,10 @@ async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who:
     flow = _flow(action)
     if action in SELF_LOCKING:  # it locks around its own steps; what a cut-short run left is settled first
         await asyncio.to_thread(reconciled, project)
+    from baton.project import enter_in_thread
+
     lock = project.lock() if action not in SELF_LOCKING else contextlib.nullcontext()
-    await asyncio.to_thread(lock.__enter__)
+    await enter_in_thread(lock)
     try:
         if action not in SELF_LOCKING:
             await asyncio.to_thread(reconcile_locked, project)
