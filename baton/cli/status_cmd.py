@@ -110,10 +110,13 @@ def status_payload(project: Any) -> dict[str, Any]:
     graph = CircuitGraph.from_config(config)
     from baton.state import StateStore
 
+    # the custodian's verdicts first, then the state: a verdict (mocked, restarted...) is written after the repair
+    # recorded its effect in state, so the state read next is never older than the verdict shown beside it
+    verdicts = _custody(project)
     state = StateStore(project.state_dir).load()
     runtime = _runtime(project, config, state)
     promotions = _promotions(state) if runtime else {}
-    custody = _custody(project) if runtime else {}
+    custody = verdicts if runtime else {}
     nodes = []
     for n in config.nodes:
         live = runtime.get(n.name, {"state": "stopped", "health": "unknown", "detail": "", "service": None,
