@@ -102,3 +102,24 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.2):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def port_free(port: int) -> bool:
+    """Nothing on this machine listens on (or holds) loopback ``port`` now."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback port the kernel just said is free."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

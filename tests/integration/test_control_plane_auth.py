@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import stat
 import sys
 import urllib.error
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import ok, processes_under, run_baton
+from baton_cli import ok, port_free, processes_under, run_baton
 
 pytestmark = pytest.mark.integration
 
@@ -52,22 +51,13 @@ def call(port: int, method: str, path: str, body: object = None, token: str | No
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def wire(project: Path) -> None:
     """The quickstart topology (gateway -> api -> stripe) on ports of its own: other circuits may hold the
     default ones (9001...) meanwhile."""
     ports: list[int] = []
     while len(ports) < 3:
         port = random.randrange(20000, 30000)
-        if port not in ports and _free(port) and _free(port + 10000):
+        if port not in ports and port_free(port) and port_free(port + 10000):
             ports.append(port)
     for (name, role), port in zip((("gateway", "ingress"), ("api", "service"), ("stripe", "egress")), ports):
         ok(run_baton("node", "add", name, "--role", role, "--port", str(port), cwd=project))

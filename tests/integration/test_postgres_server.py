@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import BATON, ROOT, Result, ok, processes_under
+from baton_cli import BATON, ROOT, Result, free_port, ok, processes_under
 from postgres import create_database, query
 
 pytestmark = pytest.mark.integration
@@ -33,12 +32,6 @@ def flow_runs(url: str) -> list[str]:
     if not query(url, "SELECT 1 FROM information_schema.tables WHERE table_name = 'flow_run'"):
         return []
     return [row["name"] for row in query(url, "SELECT name FROM flow_run")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gone(*paths: Path, timeout: float = 15) -> list[str]:
