@@ -1,6 +1,8 @@
 """``python -m baton.logpump --node N --out FILE [--lease PATH] -- ARGV...``: run
 a slotted service and append each line it prints to ``service_logs.jsonl`` as
-``{node_name, stream, severity, message, timestamp}``.
+``{node_name, pid, stream, severity, message, timestamp}`` (``pid`` is the pump's own: the pid Baton
+records for the instance, so the lines of one instance can be told from an earlier one's). A line longer
+than 64 KiB is cut into several records. The file is rotated by size (see ``_Output``).
 
 It is the leader of the service's process group, so stopping the group stops
 both; signals it receives are passed on; it exits with the service's code.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import fcntl
 import json
 import os
 import re
@@ -41,6 +44,11 @@ _SYSLOG_LEVELS = ("critical", "critical", "critical", "error", "warning", "info"
 LEASE_CHECK_ENV = "BATON_LEASE_CHECK_S"
 DEFAULT_LEASE_CHECK_S = 2.0
 STOP_GRACE_S = 5.0
+MAX_BYTES_ENV = "BATON_SERVICE_LOG_MAX_BYTES"
+KEEP_ENV = "BATON_SERVICE_LOG_KEEP"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_KEEP = 3
+MAX_LINE_BYTES = 64 * 1024
 
 
 def severity(line: str, stream: str) -> str:
@@ -55,24 +63,36 @@ def severity(line: str, stream: str) -> str:
 
 
 class _Output:
-    """The JSONL file the pumps append to; once it cannot be written, lines are dropped (counted).
+    """The JSONL file the pumps append to, rotated by size; once it cannot be written, lines are dropped.
 
-    A file removed while open would still take writes, into an inode nobody can read that holds its disk
-    space until we exit; so at most every ``LINK_CHECK_S`` a write checks that the file still has a name.
+    Every pump of a project appends to the same file. The one whose write takes the file past
+    ``BATON_SERVICE_LOG_MAX_BYTES`` (default 10 MiB) rotates it under an flock on ``<file>.lock``:
+    ``<file>.1`` becomes ``<file>.2`` and so on up to ``BATON_SERVICE_LOG_KEEP`` (default 3) files, the
+    oldest is removed, the file becomes ``<file>.1`` and a new one is started. At most every ``CHECK_S`` a
+    pump checks that its open file is still the one with the name (rotated by another pump, or removed)
+    and reopens the name when it is not: a file removed while open would take writes into an inode nobody
+    can read, holding its disk space. When the name cannot be opened again (its directory is gone, the
+    disk is full), the output is dropped.
     """
 
-    LINK_CHECK_S = 1.0
+    CHECK_S = 1.0
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.lock = threading.Lock()
         self.dropped = 0
-        self.next_link_check = 0.0
+        self.next_check = 0.0
+        self.max_bytes = _env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, 4096)
+        self.keep = _env_int(KEEP_ENV, DEFAULT_KEEP, 1)
+        self.file = self._open()
+
+    def _open(self):  # noqa: ANN202 - a text file or None
         try:
-            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            return open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as exc:
-            print(f"baton.logpump: cannot open {path}: {exc.strerror}; dropping the service's output",
+            print(f"baton.logpump: cannot open {self.path}: {exc.strerror}; dropping the service's output",
                   file=sys.stderr)
-            self.file = None
+            return None
 
     def write(self, line: str) -> None:
         with self.lock:
@@ -81,21 +101,60 @@ class _Output:
                 return
             try:
                 now = time.monotonic()
-                if now >= self.next_link_check:
-                    self.next_link_check = now + self.LINK_CHECK_S
-                    if os.fstat(self.file.fileno()).st_nlink == 0:
-                        print("baton.logpump: the output file was removed; dropping the service's output",
-                              file=sys.stderr)
-                        self._drop()
-                        self.dropped += 1
+                if now >= self.next_check:
+                    self.next_check = now + self.CHECK_S
+                    if not self._still_named():
                         return
                 self.file.write(line)
                 self.file.flush()
+                if self.file.tell() > self.max_bytes:
+                    self._rotate()
             except (OSError, ValueError) as exc:  # ValueError: closed at exit while a pump still runs
                 print(f"baton.logpump: cannot write the output any more ({exc}); dropping the service's output",
                       file=sys.stderr)
                 self._drop()
                 self.dropped += 1
+
+    def _still_named(self) -> bool:
+        """Whether the open file still has the name; reopen the name when not. False: the line is dropped."""
+        mine = os.fstat(self.file.fileno())
+        try:
+            named = os.stat(self.path)
+            if (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
+                return True
+        except FileNotFoundError:
+            if os.path.isdir(os.path.dirname(self.path) or "."):
+                named = None  # removed: start it again
+            else:
+                print("baton.logpump: the output file was removed; dropping the service's output", file=sys.stderr)
+                self._drop()
+                self.dropped += 1
+                return False
+        self._drop()
+        self.file = self._open()
+        if self.file is None:
+            self.dropped += 1
+            return False
+        return True
+
+    def _rotate(self) -> None:
+        """Rotate the file unless another pump did since our write; then write to the new one."""
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            mine = os.fstat(self.file.fileno())
+            try:
+                named = os.stat(self.path)
+            except FileNotFoundError:
+                named = None
+            if named is not None and (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
+                for index in range(self.keep - 1, 0, -1):
+                    try:
+                        os.replace(f"{self.path}.{index}", f"{self.path}.{index + 1}")
+                    except FileNotFoundError:
+                        pass
+                os.replace(self.path, f"{self.path}.1")
+            self._drop()
+            self.file = self._open()
 
     def close(self) -> None:
         with self.lock:
@@ -110,11 +169,21 @@ class _Output:
                 pass  # the unwritten buffer is lost with the output
 
 
+def _env_int(name: str, default: int, floor: int) -> int:
+    """A whole number from the environment, at least ``floor``; ``default`` when unset or not a number."""
+    try:
+        return max(floor, int(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
 def _pump(stream, name: str, node: str, out: _Output) -> None:
-    for raw in iter(stream.readline, b""):
+    instance = os.getpid()  # the pump leads the service's process group: the instance's recorded pid
+    for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):  # a longer line is cut into records
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         record = {
             "node_name": node,
+            "pid": instance,
             "stream": name,
             "severity": severity(line, name),
             "message": _SYSLOG.sub("", line),

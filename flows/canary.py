@@ -107,7 +107,8 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
                                                  keep_warm_s=keep_warm_s, actor=actor))
     record = canary_record(root, node)
     if detach:  # the scheduled canary tick takes it from here
-        return _report(node, record, port=started["port"], detached=True, next_evaluation_at=next_due_at(record))
+        return _report(node, record, port=started["port"], notes=started["notes"], detached=True,
+                       next_evaluation_at=next_due_at(record))
     while record is not None and record.in_flight:
         await asyncio.sleep(max(0.0, next_due_at(record) - time.time()) if not due(record, time.time()) else 0)
         record = await advance(root, node, FOREGROUND_LOCK_WAIT_S)
@@ -115,7 +116,7 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
     await record_change(root, "route-canary", node, {"command": command},
                         {"outcome": record.phase if record else "unknown",
                          "reason": record.last_reason if record else ""})
-    return _report(node, record, port=started["port"], serving=serving, warm=warm)
+    return _report(node, record, port=started["port"], notes=started["notes"], serving=serving, warm=warm)
 
 
 @flow(name="route-revert", flow_run_name="route-revert-{node}")

@@ -43,6 +43,10 @@ class Provider(Protocol):
 
     def service_alive(self, slot: ServiceSlot) -> bool: ...
 
+    def service_log_tail(self, state_dir: Path, node: str, slot: ServiceSlot, lines: int = 3) -> str:
+        """The last lines this instance of the service printed, joined by `` | `` (never an earlier
+        instance's); empty when it printed nothing."""
+
     def free_port(self) -> int:
         """A port nothing listens on, for a new service version."""
 

@@ -253,6 +253,18 @@ class DockerProvider:
     def service_alive(self, slot: ServiceSlot) -> bool:
         return bool(slot.container) and self._running(slot.container)
 
+    def service_log_tail(self, state_dir: Path, node: str, slot: ServiceSlot, lines: int = 3) -> str:
+        """The container's own last lines (a container is one instance)."""
+        import docker.errors
+
+        if not slot.container:
+            return ""
+        try:
+            text = self.client.containers.get(slot.container).logs(tail=lines).decode(errors="replace").strip()
+        except docker.errors.NotFound:
+            return ""
+        return " | ".join(text.splitlines()[-lines:])
+
     def free_port(self) -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -31,13 +31,16 @@ from baton import leases
 from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
 from baton.control import control_token, token_env
+from baton.errors import BatonError
 from baton.leases import LEASE_ENV
 from baton.logpump import LEASE_CHECK_ENV
 from baton.processes import ProcessRecord, is_running, spawn, stop_group
 from baton.state import AdapterHost, ProcessInfo, ServiceSlot, now_iso
 from baton.wiring import base_env, service_environment
 
-__all__ = ["LocalProvider"]
+__all__ = ["LocalProvider", "check_startable"]
+
+TAIL_WINDOW_BYTES = 256 * 1024  # how much of the end of the service log a failed start's tail reads
 
 
 def _info(record: ProcessRecord) -> ProcessInfo:
@@ -73,6 +76,32 @@ def pump_env(environ: Mapping[str, str]) -> dict[str, str]:
     import Baton; no token, nothing of Prefect's (a service can read its parent's environment)."""
     keep = (LEASE_CHECK_ENV, "PYTHONPATH")
     return {**base_env(environ), **{k: environ[k] for k in keep if k in environ}}
+
+
+def check_startable(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+    """Refuse a command the OS could not start, with its reason, before anything is spawned (the service
+    runs under the log pump and ``env -i``, where the reason would only reach its log)."""
+    program = argv[0] if argv else ""
+    if not program:
+        raise BatonError("cannot start the service: its command is empty; give the program to run.")
+    if "/" in program:
+        path = cwd / program
+        if not path.exists():
+            raise BatonError(f"cannot start {program!r}: not found (no such file, relative to {cwd}); "
+                             "check the path.")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            what = "is a directory" if path.is_dir() else "permission denied (the file is not executable)"
+            raise BatonError(f"cannot start {program!r}: {what}; "
+                             f"{'name a program' if path.is_dir() else f'run chmod +x {program} or name its interpreter'}.")
+        return
+    search = env.get("PATH", os.defpath)
+    if shutil.which(program, path=search) is None:
+        found = [d for d in search.split(os.pathsep) if d and os.path.exists(os.path.join(d, program))]
+        if found:
+            raise BatonError(f"cannot start {program!r}: permission denied (not executable in {found[0]}); "
+                             "make it executable or name its interpreter.")
+        raise BatonError(f"cannot start {program!r}: not found on the service's PATH ({search}); "
+                         "install it, give its full path, or set PATH in the node's env.")
 
 
 def _config(root: Path) -> Any:
@@ -120,10 +149,12 @@ class LocalProvider:
     def start_service(
         self, root: Path, state_dir: Path, node: NodeConfig, argv: Sequence[str], env: Mapping[str, str], port: int
     ) -> ServiceSlot:
+        environment = service_environment(os.environ, env)
+        check_startable(argv, environment, root)
         lease = leases.create(state_dir, leases.SERVICE, node=node.name, argv=argv)
         wrapper = [sys.executable, "-m", "baton.logpump", "--node", node.name,
                    "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path), "--",
-                   *exactly(service_environment(os.environ, env), argv)]
+                   *exactly(environment, argv)]
         record = _spawn_leased(lease, wrapper, env=pump_env(os.environ), cwd=root)
         slot = ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
                            port=port, process=_info(record), started_at=now_iso(), lease=str(lease.path))
@@ -138,6 +169,26 @@ class LocalProvider:
 
     def service_alive(self, slot: ServiceSlot) -> bool:
         return slot.process is not None and is_running(_record(slot.process))
+
+    def service_log_tail(self, state_dir: Path, node: str, slot: ServiceSlot, lines: int = 3) -> str:
+        """From the end of ``service_logs.jsonl``: the lines whose ``pid`` is the instance's (its log pump)."""
+        if slot.process is None:
+            return ""
+        try:
+            with (state_dir / "service_logs.jsonl").open("rb") as file:
+                file.seek(max(0, file.seek(0, os.SEEK_END) - TAIL_WINDOW_BYTES))
+                raw = file.read().decode("utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        mine = []
+        for line in raw:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the first line, cut by the seek
+            if isinstance(record, dict) and record.get("node_name") == node and record.get("pid") == slot.process.pid:
+                mine.append(str(record.get("message", "")))
+        return " | ".join(mine[-lines:])
 
     def free_port(self) -> int:
         with socket.socket() as sock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from typing import Any
@@ -90,16 +89,6 @@ def _stop_started(transaction: Any) -> None:
     circuit.store.save(state)
 
 
-def _log_tail(state_dir, node: str, lines: int = 3) -> str:
-    path = state_dir / "service_logs.jsonl"
-    try:
-        records = [json.loads(l) for l in path.read_text(errors="replace").splitlines()[-200:] if l.strip()]
-    except (OSError, ValueError):
-        return ""
-    mine = [r.get("message", "") for r in records if r.get("node_name") == node][-lines:]
-    return " | ".join(mine)
-
-
 @step("wait-service-ready")
 async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout_s: float = 30.0,
                              health_path: str = "/") -> dict[str, Any]:
@@ -113,7 +102,7 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
 
     def exited() -> None:
         if not provider.service_alive(service):
-            tail = _log_tail(circuit.state_dir, node)
+            tail = provider.service_log_tail(circuit.state_dir, node, service)
             raise ServiceNotReady(f"the service for {node} exited before it was ready ({tail or 'no output'}); "
                                   f"see `baton logs --node {node}`.")
 

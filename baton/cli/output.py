@@ -51,3 +51,9 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     return grid
+
+
+def print_notes(c: Any, result: dict[str, Any]) -> None:
+    """The notes a flow returns with its result (e.g. a literal of the node's own port, rewritten)."""
+    for note in result.get("notes") or ():
+        c.print(f"[yellow]note:[/] {note}")

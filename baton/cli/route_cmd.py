@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from baton.cli.output import emit, json_option, table
+from baton.cli.output import emit, json_option, print_notes, table
 from baton.cli.runtime_cmd import run_flow_command
 
 __all__ = ["route", "parse_target", "parse_steps"]
@@ -127,8 +127,8 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, end_can
     weight = _split(split)
     _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
                                           "weight": weight, "force": force, "end_canary": end_canary}, as_json)
-    emit(as_json, result, lambda c: c.print(
-        f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})"))
+    emit(as_json, result, lambda c: (print_notes(c, result), c.print(
+        f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})")))
 
 
 @route.command("canary")
@@ -179,9 +179,9 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
         _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "canary",
                                                           "weight": weights[0], "force": force,
                                                           "end_canary": end_canary}, as_json)
-        emit(as_json, result, lambda c: c.print(
+        emit(as_json, result, lambda c: (print_notes(c, result), c.print(
             f"[bold]{node}[/]: stable {100 - weights[0]}% / canary {weights[0]}% (canary = {command} on port "
-            f"{result['port']}); add --promote to analyse and promote automatically"))
+            f"{result['port']}); add --promote to analyse and promote automatically")))
         return
     _, result = run_flow_command(obj, "route-canary", {
         "node": node, "command": command, "steps": weights, "error_threshold_pct": error_threshold,
@@ -192,12 +192,13 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
     }, as_json)
 
     if detach:
-        emit(as_json, result, lambda c: c.print(
+        emit(as_json, result, lambda c: (print_notes(c, result), c.print(
             f"[bold]{node}[/]: canary at {result['weight']}% (port {result['port']}); the scheduled canary tick "
-            f"evaluates it every {eval_interval:g} s. Follow it with `baton status` and `baton history --node {node}`."))
+            f"evaluates it every {eval_interval:g} s. Follow it with `baton status` and `baton history --node {node}`.")))
         return
 
     def human(c: Any) -> None:
+        print_notes(c, result)
         for reason in result["decisions"]:
             c.print(f"  {reason}")
         verdict = "[green]promoted[/]" if result["outcome"] == "Succeeded" else "[red]rolled back[/]"

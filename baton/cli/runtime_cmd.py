@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from baton.cli.output import emit, json_option
+from baton.cli.output import emit, json_option, print_notes
 
 __all__ = ["run_flow_command", "up", "down", "slot", "swap", "collapse", "apply", "serve"]
 
@@ -98,8 +98,7 @@ def slot(obj: Any, node: str, command: str, force: bool, timeout_s: float, end_c
                                                "end_canary": end_canary}, as_json)
 
     def human(c: Any) -> None:
-        for note in result["notes"]:
-            c.print(f"[yellow]note:[/] {note}")
+        print_notes(c, result)
         c.print(f"Slotted [bold]{node}[/]: {command} on port {result['port']} "
                 f"(ready after {result['ready_after_s']} s)")
 
@@ -118,8 +117,8 @@ def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, end_c
     """Hot-swap NODE's service for COMMAND with zero downtime."""
     _, result = run_flow_command(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s,
                                                "end_canary": end_canary}, as_json)
-    emit(as_json, result, lambda c: c.print(
-        f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}"))
+    emit(as_json, result, lambda c: (print_notes(c, result), c.print(
+        f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}")))
 
 
 @click.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.request
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,9 +109,26 @@ def test_swap_rolls_back_when_the_new_version_never_gets_ready(circuit: Path) ->
     crashing = f"{sys.executable} -c \"import sys; print('ERROR boom', file=sys.stderr); sys.exit(3)\""
     result = run_baton("swap", "api", crashing, cwd=circuit)
     assert result.code == 1 and "exited before it was ready" in result.stderr and "boom" in result.stderr
+    assert "not listening" not in result.stderr  # only the new instance's output, never an earlier one's
     assert get_json(f"http://127.0.0.1:{api}/")["version"] == "stable"
     runs = ok(run_baton("history", "--action", "swap", "--json", cwd=circuit)).json()["runs"]
     assert [r["state"] for r in runs[:2]] == ["Failed", "Failed"]
+
+
+def test_a_command_that_cannot_start_says_why(circuit: Path) -> None:
+    api = ports(circuit)["api"]["port"]
+    ok(run_baton("slot", "api", f"{SERVICE} stable", cwd=circuit))
+    missing = run_baton("swap", "api", "nonexistent-binary --port $BATON_SERVICE_PORT", cwd=circuit)
+    assert missing.code == 1 and "cannot start 'nonexistent-binary': not found" in missing.stderr, missing.stderr
+    script = circuit / "serve.sh"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o644)
+    denied = run_baton("slot", "api", "./serve.sh", cwd=circuit)
+    assert denied.code == 1 and "cannot start './serve.sh': permission denied" in denied.stderr, denied.stderr
+    for result in (missing, denied):
+        assert "Traceback" not in result.stderr and "stable" not in result.stderr  # nothing of the earlier one's
+    assert get_json(f"http://127.0.0.1:{api}/")["version"] == "stable"
+    assert not any("serve.sh" in p or "nonexistent" in p for p in processes_under(circuit))
 
 
 def test_a_killed_service_shows_unhealthy(circuit: Path) -> None:
@@ -191,3 +209,18 @@ def test_a_conductor_killed_mid_slot_leaves_nothing_behind(circuit: Path) -> Non
     assert {n["health"] for n in ports(circuit).values()} == {"healthy"}
     runs = ok(run_baton("history", "--action", "slot", "--json", cwd=circuit)).json()["runs"]
     assert runs[0]["state"] == "Crashed"  # the new conductor recorded what the killed one left running
+
+
+def test_a_literal_of_the_nodes_port_is_rewritten_alike_by_every_command(circuit: Path) -> None:
+    api = ports(circuit)["api"]["port"]
+    serve = f"{sys.executable} -m http.server {api} --bind 127.0.0.1"
+    note = f"{api} is the adapter's own port of api"
+    for command in (("slot", "api", serve), ("swap", "api", serve), ("route", "ab", "api", serve, "--split", "50/50"),
+                    ("route", "canary", "api", serve, "--pct", "20")):
+        result = run_baton(*command, cwd=circuit, timeout=90)
+        assert result.code == 0 and note in result.stdout.replace("\n", " "), (command, result.stdout, result.stderr)
+        with urllib.request.urlopen(f"http://127.0.0.1:{api}/", timeout=10) as answer:
+            assert answer.status == 200
+    routing = ok(run_baton("route", "show", "api", "--json", cwd=circuit)).json()
+    assert [t["name"] for t in routing["targets"]] == ["stable", "canary"]
+    assert all(t["port"] != api for t in routing["targets"])
