@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import subprocess
+import tempfile
 
 import os
 
@@ -157,15 +158,33 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interva
 ADAPTER = [sys.executable, "-m", "baton_adapter"]
 
 
-def start_adapter_process(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """``python -m baton_adapter ARGS`` and its ready line (every node listens), or an error with its stderr."""
-    proc = subprocess.Popen([*ADAPTER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+class AdapterProcess(subprocess.Popen):
+    """An adapter process whose stderr goes to a file, so an adapter that logs a lot never blocks on a full,
+    unread pipe; ``communicate`` still answers ``(stdout, stderr)``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.err_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process's reaping
+        super().__init__(argv, stdout=subprocess.PIPE, stderr=self.err_file, text=True, env=env)
+
+    def stderr_text(self) -> str:
+        self.err_file.seek(0)
+        return self.err_file.read().decode(errors="replace")
+
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:  # noqa: A002
+        out, _ = super().communicate(input, timeout)
+        return out, self.stderr_text()
+
+
+def start_adapter_process(args: list[str], env: dict[str, str] | None = None,
+                          program: list[str] | None = None) -> tuple[AdapterProcess, dict[str, Any]]:
+    """``python -m baton_adapter ARGS`` (or ``program ARGS``) and its ready line (every node listens), or an
+    error with its stderr."""
+    proc = AdapterProcess([*(program or ADAPTER), *args], {**os.environ, **(env or {})})
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the ready line: every node listens (or the process died)
     if not line:
         proc.wait(timeout=10)
-        raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr_text()}")
     return proc, json.loads(line)
 
 

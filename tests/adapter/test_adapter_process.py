@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,20 +14,13 @@ from typing import Any
 
 import pytest
 
-from _adapter_support import raw_exchange, raw_server, refused, run, wait_for
+from _adapter_support import raw_exchange, raw_server, refused, run, start_adapter_process, wait_for
 
 ADAPTER = Path(sys.executable).with_name("baton-adapter")
 
 
 def _start(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen([str(ADAPTER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the ready line; blocks until every node listens (or the process dies)
-    if not line:
-        proc.wait(timeout=10)
-        raise AssertionError(f"adapter exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-    return proc, json.loads(line)
+    return start_adapter_process(args, env, program=[str(ADAPTER)])  # the installed entry point
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
