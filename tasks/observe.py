@@ -11,7 +11,7 @@ from baton.control import ControlClient, ControlError
 from baton.state import StateStore
 
 __all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of", "service_answers", "routes_of",
-           "recorded_routes", "drift"]
+           "recorded_routes", "drift", "routing_drift"]
 
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None, "drift": None}
 MOCK = "its mock"
@@ -38,19 +38,52 @@ def recorded_routes(node_state: Any) -> set[str]:
     return {_address(node_state.service)}
 
 
+def _weights(targets: Any) -> dict[str, int]:
+    return {f"{t.get('host')}:{t['port']}": int(t.get("weight", 0)) for t in targets or () if "port" in t}
+
+
+def _split(weights: dict[str, int]) -> str:
+    return " / ".join(f"{address} {weight}%" for address, weight in sorted(weights.items()))
+
+
 def drift(node_state: Any, pending: Any, backend: Any) -> str | None:
     """Why the adapter's routing differs from what Baton recorded, or None. Routes to a version Baton knows
     (one a command is starting or retiring, an A/B or canary target, the warm one) are a command in progress,
-    not a change made outside Baton."""
+    not a change made outside Baton. The weights of a recorded split must match too (a canary in flight
+    moves its own weights: those are not compared)."""
     live, recorded = routes_of(backend), recorded_routes(node_state)
     if live == recorded:
-        return None
+        routing = node_state.routing or {}
+        canary = node_state.canary is not None and node_state.canary.in_flight
+        if canary or routing.get("strategy", "single") not in ("weighted", "canary"):
+            return None
+        want, have = _weights(routing.get("targets")), _weights((backend or {}).get("targets"))
+        if not want or not have or want == have:
+            return None
+        return f"changed outside Baton: adapter splits {_split(have)}, state says {_split(want)}"
     known = recorded | {_address(s) for s in [*node_state.targets.values(), *pending]
                         + ([node_state.warm] if node_state.warm is not None else [])}
     if live <= known:
         return None
     return (f"changed outside Baton: adapter routes to {', '.join(sorted(live))}, state says "
             f"{', '.join(sorted(recorded))}")
+
+
+async def routing_drift(state_dir: Path, config: Any, state: Any, alive_hosts: set[str]) -> dict[str, str]:
+    """Per node whose adapter host runs: how its live routing differs from the recorded one ("" when it
+    does not, or when its adapter did not answer: that is health's business)."""
+
+    async def look(name: str, node_state: Any) -> tuple[str, str]:
+        try:
+            client = ControlClient.for_node(config, name, timeout_s=2.0, connect_attempts=1, state_dir=state_dir)
+            status = await client.status()
+        except ControlError:
+            return name, ""
+        return name, drift(node_state, state.pending, status.get("backend")) or ""
+
+    names = {n.name for n in config.nodes}
+    looks = [look(name, n) for name, n in state.adapters.items() if name in names and n.host_id in alive_hosts]
+    return dict(await asyncio.gather(*looks))
 
 
 async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict[str, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from baton.custodian import Command, CustodianCore, CustodyPolicy, ProbeResult, RepairFinished, RepairOrder, Tick
 from baton.custodian.core import COMPONENT_REPAIRS
-from baton.custodian.events import PREFECT, ComponentProbe, ProbeRound, adapter_component
+from baton.custodian.events import PREFECT, ComponentProbe, ProbeRound, RoutingSeen, adapter_component
 from baton.custodian.store import CustodyStore
 from baton.errors import BatonError, UsageError
 
@@ -115,17 +115,17 @@ class Custody:
 
     async def _probe_loop(self) -> None:
         from baton.state import StateStore
-        from tasks.observe import probe_services
+        from tasks.observe import probe_services, routing_drift
 
         store = StateStore(self.project.state_dir)
         while True:
             try:
-                await self._probe_once(store, probe_services)
+                await self._probe_once(store, probe_services, routing_drift)
             except Exception:  # noqa: BLE001 - an observation source never dies of one bad round
                 log.exception("custodian: probing failed")
             await asyncio.sleep(self.core.policy.probe_interval_s)
 
-    async def _probe_once(self, store: Any, probe_services: Any) -> None:
+    async def _probe_once(self, store: Any, probe_services: Any, routing_drift: Any) -> None:
         if self.prefect_check is not None:  # Baton's own API first: every repair is a flow
             answers, detail, exited = await self.prefect_check()
             self.core.post(ComponentProbe(PREFECT, answers, detail, exited))
@@ -140,6 +140,14 @@ class Custody:
         if config is not self._graph_of:  # baton.yaml changed (the project caches its config while it does not)
             self.core.dependencies, self._graph_of = self._dependencies(config), config
         hosts = await asyncio.to_thread(self._probe_hosts, state) if state.running else []
+        alive = {component for component, up in hosts if up}
+        drifts = await routing_drift(self.project.state_dir, config, state,
+                                     {h.host_id for h in state.hosts.values() if adapter_component(h.host_id) in alive}
+                                     ) if state.running else {}
+        if (store.path.stat().st_mtime_ns if store.path.exists() else 0) != before:
+            return  # a command changed the circuit meanwhile
+        for node, difference in drifts.items():
+            self.core.post(RoutingSeen(node, difference))
         for r in results:
             self.core.post(ProbeResult(r["node"], r["ok"], r["detail"], r["incarnation"], r["command"],
                                        exited=r.get("exited", False)))

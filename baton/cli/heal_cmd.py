@@ -51,6 +51,8 @@ def watch(obj: Any, once: bool, as_json: bool) -> None:
                         out.print(f"[bold]{name}[/]: {node['status']}{paused}: {node['reason']}")
                     for name, part in (item["snapshot"].get("components") or {}).items():  # Baton's own parts
                         out.print(f"[bold]{name}[/]: {part['status']}: {part['reason']}")
+                    for name, difference in (item["snapshot"].get("drift") or {}).items():
+                        out.print(f"[bold red]{name}[/]: {difference}")
                 if once:
                     return
                 continue

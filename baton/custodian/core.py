@@ -21,13 +21,24 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.custodian.events import PREFECT, Command, ComponentProbe, Event, ProbeResult, ProbeRound, RepairFinished, Tick
+from baton.custodian.events import (
+    PREFECT,
+    Command,
+    ComponentProbe,
+    Event,
+    ProbeResult,
+    ProbeRound,
+    RepairFinished,
+    RoutingSeen,
+    Tick,
+)
 from baton.custodian.machine import ESCALATED, CustodyPolicy, NodeCustody, Status
 
 __all__ = ["CustodianCore", "RepairOrder", "ProviderGate", "COMPONENT_REPAIRS"]
 
 # Baton's own parts are restarted, never mocked: after this many failed looks (or at once when the process exited)
 COMPONENT_RESTART_AFTER = 2
+DRIFT_CONFIRMATIONS = 2  # looks in a row that must see the same change made outside Baton before it is reported
 COMPONENT_REPAIRS = {"adapter": "restart-adapter", PREFECT: "restart-prefect"}
 SERVING = (Status.HEALTHY, Status.WATCHING)
 
@@ -110,6 +121,8 @@ class CustodianCore:
         self.inbox: asyncio.Queue[Event] = asyncio.Queue(maxsize=inbox_size)
         self.decisions: deque[dict[str, Any]] = deque(maxlen=decisions_kept)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.drift: dict[str, str] = {}  # node -> how its live routing differs from the recorded one (reported)
+        self.drift_seen: dict[str, tuple[str, int]] = {}  # node -> the last difference seen, how many looks in a row
         self.dropped = 0
         self.dirty = False
         self.shutting_down = False
@@ -174,7 +187,7 @@ class CustodianCore:
         now = self.clock()
         return {"nodes": {n: c.to_json() for n, c in sorted(self.nodes.items())}, "saved_at": now,
                 "components": {n: c.to_json() for n, c in sorted(self.components.items())},
-                "gate": self.gate.to_json(now), "dropped_events": self.dropped,
+                "gate": self.gate.to_json(now), "dropped_events": self.dropped, "drift": dict(sorted(self.drift.items())),
                 "policy": {"probe_interval_s": self.policy.probe_interval_s,
                            "restart_after": self.policy.restart_after, "mock_after": self.policy.mock_after}}
 
@@ -197,13 +210,16 @@ class CustodianCore:
         now = self.clock()
         if custody.move(status, reason, now):
             self.dirty = True
-            decision = {"at": now, "node": custody.node, "status": status.value, "reason": reason}
-            self.decisions.append(decision)
-            for listener in list(self.listeners):
-                try:
-                    listener(decision)
-                except Exception:  # noqa: BLE001 - a broken watcher never stops the core
-                    log.exception("custodian: a listener failed")
+            self._tell({"at": now, "node": custody.node, "status": status.value, "reason": reason})
+
+    def _tell(self, decision: dict[str, Any]) -> None:
+        """Keep a decision or a report and hand it to every listener (``baton watch``, events.jsonl)."""
+        self.decisions.append(decision)
+        for listener in list(self.listeners):
+            try:
+                listener(decision)
+            except Exception:  # noqa: BLE001 - a broken watcher never stops the core
+                log.exception("custodian: a listener failed")
 
     # -- handlers (state only) --------------------------------------------------------------------------
 
@@ -220,9 +236,33 @@ class CustodianCore:
             self._on_round(event)
         elif isinstance(event, ComponentProbe):
             self._on_component(event)
+        elif isinstance(event, RoutingSeen):
+            self._on_routing(event)
         self._propagate()
 
+    def _on_routing(self, seen: RoutingSeen) -> None:
+        """Report a node changed outside Baton once two looks in a row agree on how (a command's own change
+        is never seen: rounds are skipped while one runs), and report when it matches again. The custodian
+        does not undo it: whoever changed it may mean it; `baton status` shows it until a command settles it."""
+        if not seen.drift:
+            self.drift_seen.pop(seen.node, None)
+            if self.drift.pop(seen.node, None) is not None:
+                self.dirty = True
+                self._tell({"at": self.clock(), "node": seen.node, "status": "routing-restored",
+                            "reason": "its routing matches what Baton recorded again"})
+            return
+        last, count = self.drift_seen.get(seen.node, ("", 0))
+        count = count + 1 if last == seen.drift else 1
+        self.drift_seen[seen.node] = (seen.drift, count)
+        if count >= DRIFT_CONFIRMATIONS and self.drift.get(seen.node) != seen.drift:
+            self.drift[seen.node] = seen.drift
+            self.dirty = True
+            self._tell({"at": self.clock(), "node": seen.node, "status": "drift", "reason": seen.drift})
+
     def _on_round(self, probed: ProbeRound) -> None:
+        if not probed.running:
+            self.drift.clear()
+            self.drift_seen.clear()
         for name in [n for n in self.nodes if n not in probed.watched]:
             custody = self.nodes[name]
             if custody.repair is None and not (custody.status in ESCALATED and probed.running):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Event", "ProbeResult", "ProbeRound", "ComponentProbe", "Tick", "Command", "RepairFinished", "COMMANDS",
+__all__ = ["Event", "ProbeResult", "ProbeRound", "ComponentProbe", "RoutingSeen", "Tick", "Command", "RepairFinished", "COMMANDS",
            "PREFECT", "adapter_component"]
 
 
@@ -37,6 +37,15 @@ class ComponentProbe:
     ok: bool
     detail: str = ""
     exited: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingSeen:
+    """One look at a node's live routing, compared with what Baton recorded: ``drift`` says how it differs
+    (a change made outside Baton), empty when it does not."""
+
+    node: str
+    drift: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,4 +90,4 @@ class RepairFinished:
     cancelled: bool = False  # stopped by `baton heal cancel`: not a failed repair
 
 
-Event = ProbeResult | ProbeRound | ComponentProbe | Tick | Command | RepairFinished
+Event = ProbeResult | ProbeRound | ComponentProbe | RoutingSeen | Tick | Command | RepairFinished

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import stat
 import sys
 import urllib.error
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from baton_cli import ok, port_free, processes_under, run_baton
+from baton_cli import ok, port_free, processes_under, run_baton, wait_for
 
 pytestmark = pytest.mark.integration
 
 SERVICE = f"{sys.executable} {Path(__file__).resolve().parent / 'services' / 'versioned.py'}"
+
+CUSTODIAN = {"BATON_NO_CUSTODIAN": "0", "BATON_PROBE_INTERVAL_S": "1"}
 
 ROUTES = [
     ("GET", "/health", None),
@@ -141,8 +144,17 @@ def test_a_slotted_service_gets_only_its_explicit_environment(circuit: Path) -> 
     assert not [k for k in pump_env if k.startswith("PREFECT_")]
 
 
+def _with_custodian(project: Path) -> None:
+    """Replace the conductor (started without a custodian, as tests do) by one with a custodian probing often."""
+    pid = ok(run_baton("status", "--json", cwd=project)).json()["conductor"]["pid"]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 20, "the conductor to stop")
+    ok(run_baton("watch", "--once", cwd=project, env=CUSTODIAN))
+
+
 def test_a_backend_switched_by_hand_shows_as_drift(circuit: Path) -> None:
     ok(run_baton("slot", "api", f"{SERVICE} v1", cwd=circuit))
+    _with_custodian(circuit)
     api = nodes(circuit)["api"]
     assert api["drift"] is None
     ok(run_baton("status", "--check", cwd=circuit, env={"BATON_NO_CONDUCTOR": "1"}))
@@ -155,8 +167,19 @@ def test_a_backend_switched_by_hand_shows_as_drift(circuit: Path) -> None:
     assert "changed outside Baton: adapter routes to 127.0.0.1:9" in shown.stdout
     checked = run_baton("status", "--check", cwd=circuit, env={"BATON_NO_CONDUCTOR": "1"})
     assert checked.code == 1 and "api: changed outside Baton" in checked.stderr, checked.stderr
-    ok(run_baton("swap", "api", f"{SERVICE} v2", cwd=circuit))  # a Baton command puts it back under control
+    # the custodian reports it as an event (in `baton watch` and .baton/events.jsonl), once
+    wait_for(lambda: _custodian_events(circuit, "drift"), 40, "the custodian to report the drift")
+    ok(run_baton("swap", "api", f"{SERVICE} v2", cwd=circuit, env=CUSTODIAN))  # back under Baton's control
     assert nodes(circuit)["api"]["drift"] is None
+    wait_for(lambda: _custodian_events(circuit, "routing-restored"), 40, "the custodian to report it restored")
+    (reported,) = _custodian_events(circuit, "drift")
+    assert reported["node_name"] == "api" and "adapter routes to 127.0.0.1:9" in reported["reason"]
+
+
+def _custodian_events(project: Path, status: str) -> list[dict]:
+    path = project / ".baton" / "events.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in records if r.get("kind") == "custodian" and r.get("status") == status]
 
 
 def test_a_missing_token_variable_stops_up_before_anything_starts(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from baton.custodian import Command, CustodianCore, CustodyPolicy, ProbeResult, RepairFinished, Status, Tick
+from baton.custodian.events import RoutingSeen
 from baton.custodian.core import ProviderGate
 
 
@@ -338,3 +339,23 @@ def test_cancel_aborts_the_repair_in_flight_once_and_pauses() -> None:
     assert "cancelled by hand; healing paused" in custody.reason
     fail(core, n=3)
     assert len(launched) == 1  # paused: nothing more until resumed
+
+
+def test_a_change_made_outside_baton_is_reported_once_confirmed_and_when_it_ends() -> None:
+    core, _, launched, saved = make()
+    told = []
+    core.listeners.append(told.append)
+    core.step(RoutingSeen("api", "changed outside Baton: adapter routes to 127.0.0.1:9, state says its mock"))
+    assert told == [] and core.drift == {}  # one look is not enough
+    core.step(RoutingSeen("api", "changed outside Baton: adapter routes to 127.0.0.1:9, state says its mock"))
+    core.step(RoutingSeen("api", "changed outside Baton: adapter routes to 127.0.0.1:9, state says its mock"))
+    assert [(d["node"], d["status"]) for d in told] == [("api", "drift")]  # reported once
+    assert saved[-1]["drift"] == {"api": "changed outside Baton: adapter routes to 127.0.0.1:9, state says its mock"}
+    core.step(RoutingSeen("api", "changed outside Baton: adapter routes to 127.0.0.1:7, state says its mock"))
+    assert len(told) == 1  # a different change starts counting again
+    core.step(RoutingSeen("api", "changed outside Baton: adapter routes to 127.0.0.1:7, state says its mock"))
+    assert told[-1]["reason"].endswith("127.0.0.1:7, state says its mock")
+    core.step(RoutingSeen("api", ""))
+    assert told[-1]["status"] == "routing-restored" and core.drift == {} and saved[-1]["drift"] == {}
+    core.step(RoutingSeen("api", ""))
+    assert len(told) == 3 and launched == []  # nothing repeated, nothing repaired: the custodian only reports

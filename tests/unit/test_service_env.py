@@ -13,7 +13,7 @@ import pytest
 from baton.config import CircuitConfig
 from baton.control import (GENERATED_TOKEN_ENV, ControlClient, ControlTokenMissing, control_token,
                            ensure_token_file, read_token_file, token_env)
-from baton.state import NodeState, ServiceSlot
+from baton.state import CanaryRecord, NodeState, ServiceSlot
 from baton.wiring import adapter_node, base_env, command_env, service_env, service_environment
 from providers.local import exactly, pump_env
 from tasks.observe import drift
@@ -131,3 +131,21 @@ def test_drift_of_a_split_compares_its_targets() -> None:
     locked = NodeState(node_name="api", service=_live(41002),
                        routing={"strategy": "single", "targets": [{"host": "127.0.0.1", "port": 41000}], "locked": 1})
     assert drift(locked, [], {"host": "127.0.0.1", "port": 41002}) is None  # a lock's table names what served then
+
+
+def test_drift_of_a_split_compares_its_weights_unless_a_canary_moves_them() -> None:
+    routing = {"strategy": "weighted", "targets": [{"name": "a", "host": "127.0.0.1", "port": 41000, "weight": 80},
+                                                   {"name": "b", "host": "127.0.0.1", "port": 41001, "weight": 20}]}
+    node = NodeState(node_name="api", service=_live(41000), targets={"b": _live(41001)}, routing=routing)
+    flipped = {"strategy": "weighted", "targets": [{**routing["targets"][0], "weight": 0},
+                                                   {**routing["targets"][1], "weight": 100}]}
+    assert drift(node, [], flipped) == ("changed outside Baton: adapter splits 127.0.0.1:41000 0% / 127.0.0.1:41001 "
+                                        "100%, state says 127.0.0.1:41000 80% / 127.0.0.1:41001 20%")
+    assert drift(node, [], {"strategy": "weighted", "targets": routing["targets"]}) is None
+    canary = {"strategy": "canary", "targets": [{"name": "stable", "host": "127.0.0.1", "port": 41000, "weight": 90},
+                                                {"name": "canary", "host": "127.0.0.1", "port": 41001, "weight": 10}]}
+    moving = NodeState(node_name="api", service=_live(41000), targets={"canary": _live(41001)}, routing=canary,
+                       canary=CanaryRecord(command="run", policy={}, weight=25))
+    stepped = {"strategy": "canary", "targets": [{**canary["targets"][0], "weight": 75},
+                                                 {**canary["targets"][1], "weight": 25}]}
+    assert moving.canary.in_flight and drift(moving, [], stepped) is None
