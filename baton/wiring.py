@@ -80,6 +80,11 @@ def command_env(config: CircuitConfig, environ: Mapping[str, str], env: Mapping[
     return {**{k: v for k, v in environ.items() if not internal(k)}, **env}
 
 
+# how long a request no backend took (its service died, a heal is on its way) waits for the routing to change
+# before it fails: the custodian notices an exited service within a probe (5 s) and restarts it in a few more
+HOLD_S = 15.0
+
+
 def adapter_node(
     config: CircuitConfig,
     node: NodeConfig,
@@ -99,6 +104,7 @@ def adapter_node(
         "mode": str(node.proxy_mode),
         "role": str(node.role),
         "policy": config.inbound_policy(node.name).model_dump(),
+        "limits": {"hold_s": HOLD_S},
     }
     if contract:
         path = Path(contract)

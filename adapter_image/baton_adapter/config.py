@@ -169,6 +169,7 @@ class Limits:
     upstream_idle_s: float = 1.5
     read_idle_s: float = 300.0
     header_timeout_s: float = 10.0
+    hold_s: float = 0.0  # how long a request no backend took waits for the routing to change (0: fail at once)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "limits") -> Limits:
@@ -182,6 +183,7 @@ class Limits:
             upstream_idle_s=_float(data, "upstream_idle_s", 1.5, 0.1, 86_400.0, where),
             read_idle_s=_float(data, "read_idle_s", 300.0, 0.0, 86_400.0, where),
             header_timeout_s=_float(data, "header_timeout_s", 10.0, 0.1, 3600.0, where),
+            hold_s=_float(data, "hold_s", 0.0, 0.0, 600.0, where),
         )
 
 

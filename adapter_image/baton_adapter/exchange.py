@@ -17,7 +17,14 @@ the moment it picks it until it is done, connecting included, so a drained backe
 nothing about to connect. An attempt that failed before any byte reached the backend (connect refused, reset
 or timed out) is *re-routed*: the request picks again from the routing table as it is now. A re-route is not a
 retry of the edge policy (no backoff, no budget); it happens at most ``MAX_REROUTES`` times per request and
-only when the table changed since the pick or offers a target the request has not failed on.
+only when the table changed since the pick or offers a target the request has not failed on. A request the
+backend took but died without answering is sent again the same way, once, when that is safe (RFC 9110 9.2.2:
+an idempotent method, no body, and a failure rather than a timeout).
+
+Heals lose nothing either: with ``limits.hold_s`` > 0 (Baton sets 15 s), a request that no target took (every
+one refused, or died without answering a safe request) is *held*: it waits for the routing table to change
+(the custodian's heal, a swap) and tries the same table again every 0.1-1 s meanwhile; once ``hold_s`` has
+passed since it first held, it fails as it would have at once. A held request counts against no backend.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ __all__ = ["Downstream", "Exchange", "simple_response"]
 
 _BUFFER_PAUSE_BYTES = 256 * 1024
 MAX_REROUTES = 3  # re-picks after connect failures per request (beyond the edge policy's retries)
+MAX_HELD = 10_000  # requests of one node holding for another backend at once; beyond, they fail at once
+HOLD_RETRY_S = 0.1  # a held request tries its table again after 0.1 s, 0.2 s... (and whenever the table changes)
+HOLD_RETRY_MAX_S = 1.0
 _NO_BODY_STATUS = frozenset({204, 304})
 _perf = time.perf_counter
 
@@ -89,7 +99,7 @@ class Exchange:
         "expect_continue", "upgrade", "body", "buffered", "body_size", "request_done", "conn", "target",
         "attempts", "sent", "head", "trace_id", "timer", "timed_out", "status", "response_started",
         "finished", "resp_chunked", "bytes_out", "started", "mock_waiting", "probe", "failed", "out", "idle_mark", "idle_ticks",
-        "busy_addr", "table", "reroutes",
+        "busy_addr", "table", "reroutes", "hold_until", "holds", "resent",
     )
 
     def __init__(
@@ -141,6 +151,9 @@ class Exchange:
         self.busy_addr: tuple[str, int] | None = None  # the backend this request counts against (drain)
         self.table: RoutingTable | None = None  # the routing table of the current pick
         self.reroutes = 0
+        self.hold_until = 0.0  # when holding for another backend ends (0: it never held)
+        self.holds = 0
+        self.resent = False  # an idempotent request was sent again after its backend died without answering
 
     # -- request side (called by the client protocol) -------------------------------------------------------
 
@@ -398,14 +411,14 @@ class Exchange:
             self.down.transport.abort()  # the response cannot be completed: the client must see a cut
             self._finish(self.status)
             return
-        if not self.sent and self.reroutes < MAX_REROUTES and (
+        resend = not self.sent or self._safe_to_resend(timed_out)
+        if resend and self.reroutes < MAX_REROUTES and (
             table is not self.table or any(t.name not in self.failed for t in table.targets)
         ):
-            # nothing reached the backend: pick again from the current table (a swap may have removed it)
+            # nothing reached the backend (or a safe request got no answer): pick again from the current table
             self.reroutes += 1
             self.attempts -= 1
-            self.timed_out = False
-            self.attempt()
+            self._again()
             return
         replayable = not self.sent or (
             self.method in IDEMPOTENT_METHODS and not self.chunked and not self.content_length
@@ -415,10 +428,61 @@ class Exchange:
             self.timed_out = False
             self.timer = node.loop.call_later(node.backoff_s * self.attempts, self.attempt)
             return
+        if resend and self._hold():
+            return
+        waited = f" (no backend took it within {node.limits.hold_s:g} s)" if self.holds else ""
         if timed_out:
-            self._fail(504, "Gateway Timeout", f"backend {target.label() if target else '-'} timed out")
+            self._fail(504, "Gateway Timeout", f"backend {target.label() if target else '-'} timed out{waited}")
         else:
-            self._fail(502, "Bad Gateway", f"backend {target.label() if target else '-'} failed: {exc}")
+            self._fail(502, "Bad Gateway", f"backend {target.label() if target else '-'} failed: {exc}{waited}")
+
+    def _safe_to_resend(self, timed_out: bool) -> bool:
+        """A request the backend took but never began to answer may go again, once, when repeating it cannot
+        change anything (RFC 9110 9.2.2: idempotent, no body) and the backend failed rather than ran slow."""
+        return (not timed_out and not self.resent and self.request_done and self.method in IDEMPOTENT_METHODS
+                and not self.chunked and not self.content_length and not self.upgrade)
+
+    def _again(self) -> None:
+        """Attempt once more, from the current routing table, as a request nothing was sent for."""
+        if self.sent:
+            self.resent = True
+            self.sent = False
+        self.timed_out = False
+        self.attempt()
+
+    def _hold(self) -> bool:
+        """Wait for the routing to change (a heal or a swap putting a new backend in), trying the same table
+        again now and then, until ``limits.hold_s`` after the first hold. False when not holding."""
+        node = self.node
+        hold_s = node.limits.hold_s
+        if hold_s <= 0 or node.closing or self.finished or len(node.held) >= MAX_HELD:
+            return False
+        now = _perf()
+        if not self.hold_until:
+            self.hold_until = now + hold_s
+        if now >= self.hold_until:
+            return False
+        self.holds += 1
+        node.held.add(self)
+        delay = min(HOLD_RETRY_S * self.holds, HOLD_RETRY_MAX_S, self.hold_until - now)
+        self.timer = node.loop.call_later(delay, self._held_retry)
+        return True
+
+    def _held_retry(self) -> None:
+        self.timer = None
+        self.node.held.discard(self)
+        self.failed = frozenset()
+        self.reroutes = 0
+        self._again()
+
+    def routing_changed(self) -> None:
+        """The node's routing table was replaced while this request held (the node has let it go)."""
+        self._cancel_timer()
+        if self.finished:
+            return
+        self.failed = frozenset()
+        self.reroutes = 0
+        self._again()
 
     def upgraded(self, conn: UpstreamConnection, rest: bytes) -> None:
         """The backend switched protocols: splice the two connections."""
@@ -523,6 +587,8 @@ class Exchange:
         self.uncork()
         self.finished = True
         self._cancel_timer()
+        if self.holds:
+            self.node.held.discard(self)
         if self.busy_addr is not None:
             self._release_backend()
         node = self.node

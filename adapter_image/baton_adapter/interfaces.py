@@ -92,6 +92,7 @@ class DataNode(Protocol):
     connections: set[ClientConnection]
     loop: asyncio.AbstractEventLoop
     closing: bool
+    held: set[Any]  # exchanges waiting for the routing to change (see ``Exchange`` and ``limits.hold_s``)
 
     def breaker(self, target: str) -> CircuitBreaker: ...
 

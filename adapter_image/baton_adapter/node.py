@@ -62,6 +62,7 @@ class Node:
         self.routing = (RoutingTable.from_mapping(config.routing) if config.routing
                         else RoutingTable.single(config.backend))
         self.connections: set[ClientConnection] = set()
+        self.held: set[Any] = set()  # exchanges no backend took, waiting for the routing to change
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
@@ -193,6 +194,10 @@ class Node:
             )
         previous, self.routing = self.routing, table
         self.log.info("node %s: routing %s -> %s", self.name, previous.strategy, table.strategy)
+        if self.held:  # requests no backend took try the new table at once
+            held, self.held = self.held, set()
+            for exchange in held:
+                exchange.routing_changed()
         return previous
 
     def set_locked(self, locked: bool) -> None:
