@@ -24,7 +24,9 @@ Controller shape (observe -> decide -> apply, one step per tick)::
         issue_node(layout, ca, renewal.node, names=renewal.names, lifetime=...)      # then the leaves
     for node in plan.stale_nodes:
         remove_node(layout, node)
-    # then reload adapters whose files changed (plan.changed_files for the user's), and
+    # then have adapters reload: those renewed, those in plan.reload (serving another certificate than
+    # their file: pass observe(served={node: fingerprint}) to know), all of them when the bundle changed
+    # or plan.changed_files names the user's files; after those reload,
     # layout.record_user_files(validate_user_pair(cert, key).digests)
 
 Public API (everything re-exported here):

@@ -4,6 +4,7 @@ and a damaged file becomes a problem sentence, not an exception."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -17,7 +18,6 @@ from baton.certs.info import (DEFAULT_CRITICAL_DAYS, DEFAULT_WARNING_DAYS, CertI
 from baton.certs.layout import TlsLayout
 from baton.certs.observation import SIGNED_BY_CA, SIGNED_BY_NEXT, LeafFacts, TlsObservation
 from baton.certs.pem import load_certificates, load_private_key, read_pem, same_key
-from baton.certs.renewal import content_digest
 from baton.errors import CertificateError
 
 __all__ = ["Inventory", "observe", "inspect_project", "file_digest"]
@@ -35,9 +35,11 @@ class Inventory:
 
 
 def file_digest(path: str | Path) -> str | None:
-    """SHA-256 of a file's content (None when it does not exist)."""
+    """SHA-256 of a file's content, read in chunks (None when it does not exist); equals
+    :func:`baton.certs.renewal.content_digest` of its bytes."""
     try:
-        return content_digest(Path(path).read_bytes())
+        with Path(path).open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
 

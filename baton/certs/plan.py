@@ -37,6 +37,7 @@ class RenewalPlan:
     renew: tuple[NodeRenewal, ...] = ()
     changed_files: tuple[str, ...] = ()
     stale_nodes: tuple[str, ...] = ()  # certificates of nodes no longer in the circuit
+    reload: tuple[str, ...] = ()  # nodes whose adapter serves another certificate than its file (not renewed)
     problems: tuple[str, ...] = ()  # files that cannot be read, one sentence each
     next_due: datetime | None = None  # when, nothing else changing, the next action falls due
 
@@ -47,7 +48,7 @@ class RenewalPlan:
     @property
     def nothing_due(self) -> bool:
         """No CA step, no renewal, no changed file, no stale certificate: this tick has nothing to do."""
-        return not (self.ca_step_due or self.renew or self.changed_files or self.stale_nodes)
+        return not (self.ca_step_due or self.renew or self.changed_files or self.stale_nodes or self.reload)
 
     def summary(self) -> list[str]:
         """The plan as sentences, most important first."""
@@ -57,6 +58,7 @@ class RenewalPlan:
         lines += [f"{r.node}: {r.detail}" for r in self.renew]
         lines += [f"{path} changed: reload it" for path in self.changed_files]
         lines += [f"{node}: no longer in the circuit: remove its certificate" for node in self.stale_nodes]
+        lines += [f"{node}: its adapter serves another certificate than its file: reload it" for node in self.reload]
         return lines or ["nothing due"]
 
 
@@ -75,6 +77,7 @@ def plan_renewals(observation: TlsObservation, *, names: Mapping[str, Collection
     issuer = SIGNED_BY_NEXT if decision.step is CaStep.SWITCH or (decision.step is CaStep.START and ca_expired) \
         else SIGNED_BY_CA
     renew: list[NodeRenewal] = []
+    reload: list[str] = []
     upcoming = [decision.until] if decision.until else []
     for node in sorted(leaves):
         leaf = leaves[node]
@@ -82,12 +85,15 @@ def plan_renewals(observation: TlsObservation, *, names: Mapping[str, Collection
                              force=force_nodes)
         if reason is not None:
             renew.append(NodeRenewal(node, reason, _detail(leaf, reason, warning_days), tuple(names[node])))
-        elif leaf.info is not None:
+            continue
+        if not leaf.serves_file:
+            reload.append(node)
+        if leaf.info is not None:
             upcoming.append(renewal_time(leaf.info, warning_days=warning_days))
     return RenewalPlan(
         ca=decision, issuer=issuer, renew=tuple(renew),
         changed_files=changed_files(observation.user_files, observation.recorded_files),
-        stale_nodes=tuple(n for n in observation.stale_nodes if n not in names),
+        stale_nodes=tuple(n for n in observation.stale_nodes if n not in names), reload=tuple(reload),
         problems=observation.problems, next_due=min(upcoming, default=None),
     )
 

@@ -257,3 +257,13 @@ def test_a_promotion_reissues_nothing() -> None:
     observation = seen(following=NEXT, bundle=("c1", "c2"), leaves=on_next)
     plan = plan_renewals(observation, names=WANTED, now=NOW, warning_days=30, min_overlap=OVERLAP)
     assert plan.ca.step is CaStep.PROMOTE and plan.renew == () and plan.issuer == SIGNED_BY_CA
+
+
+def test_an_adapter_serving_another_certificate_than_its_file_is_reloaded() -> None:
+    current = fresh("api")
+    behind = LeafFacts("api", info=current.info, signed_by=SIGNED_BY_CA, served="an-older-one")
+    plan = plan_renewals(seen(leaves={"api": behind}), names={"api": NAMES}, now=NOW, warning_days=30)
+    assert plan.reload == ("api",) and not plan.renew and not plan.nothing_due
+    assert plan.summary() == ["api: its adapter serves another certificate than its file: reload it"]
+    up_to_date = LeafFacts("api", info=current.info, signed_by=SIGNED_BY_CA, served=current.info.fingerprint)
+    assert plan_renewals(seen(leaves={"api": up_to_date}), names={"api": NAMES}, now=NOW, warning_days=30).nothing_due

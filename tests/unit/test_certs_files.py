@@ -90,10 +90,11 @@ def test_a_missing_ca_key_is_one_sentence(layout: TlsLayout) -> None:
 
 
 _RACER = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 from baton.certs import TlsLayout, load_or_create_ca
 go = Path(sys.argv[2])
+(go.parent / f"ready-{os.getpid()}").touch()
 while not go.exists():
     time.sleep(0.001)
 print(load_or_create_ca(TlsLayout.of(sys.argv[1]), "race").fingerprint)
@@ -106,7 +107,9 @@ def test_processes_racing_to_create_the_ca_end_with_one(tmp_path: Path) -> None:
                                                          os.environ.get("PYTHONPATH", "")])}
     racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(state), str(go)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
-    time.sleep(1.0)  # let every interpreter start and wait on the go file (imports take ~0.3 s)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < len(racers) and time.monotonic() < deadline:
+        time.sleep(0.01)  # every racer imported Baton and now polls for the go file
     go.touch()
     outputs = [racer.communicate(timeout=60) for racer in racers]
     assert all(racer.returncode == 0 for racer in racers), [err for _, err in outputs]

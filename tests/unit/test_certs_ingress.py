@@ -238,7 +238,7 @@ def test_a_certificate_damaged_at_any_byte_gives_a_sentence_or_passes(tmp_path: 
     der = good.cert.public_bytes(serialization.Encoding.DER)
     outcomes = set()
     for index in range(len(der)):
-        for value in (0x00, 0xFF, der[index] ^ 0x01, 0x30):
+        for value in (0x00, der[index] ^ 0x01):
             damaged = der[:index] + bytes([value]) + der[index + 1:]
             path = write_pem(tmp_path / "server.pem", b"-----BEGIN CERTIFICATE-----\n", base64.encodebytes(damaged),
                              b"-----END CERTIFICATE-----\n")

@@ -140,7 +140,9 @@ def test_user_files_are_changed_by_content_not_by_mtime(tmp_path: Path) -> None:
                              warning_days=30).changed_files
 
     assert changed() == (str(cert),)  # never served yet
-    layout.record_user_files({str(cert): observe(layout, nodes=(), user_files=[cert]).user_files[str(cert)]})
+    digest = observe(layout, nodes=(), user_files=[cert]).user_files[str(cert)]
+    assert digest == openssl("dgst", "-sha256", "-r", cert).split()[0]
+    layout.record_user_files({str(cert): digest})
     assert changed() == ()
     os.utime(cert, (0, 0))  # touched: same content
     assert changed() == ()
