@@ -157,3 +157,20 @@ def test_steps_without_ca_effects_change_no_file(tmp_path: Path, step: CaStep) -
     before = {p.name: p.read_bytes() for p in layout.root.iterdir() if p.is_file()}
     apply_ca_step(layout, step, "shop")
     assert {p.name: p.read_bytes() for p in layout.root.iterdir() if p.is_file()} == before
+
+
+def test_inspection_during_a_rotation_shows_the_retiring_ca(tmp_path: Path) -> None:
+    from baton.certs import CertRole, inspect_project
+
+    layout = TlsLayout.of(tmp_path / ".baton")
+    names = {"api": leaf_names("api")}
+    tick(layout, names)
+    old = load_or_create_ca(layout, "shop").fingerprint
+    tick(layout, names, force_ca=True)  # START
+    assert [c.role for c in inspect_project(layout, nodes=names).certs] == [CertRole.CA, CertRole.NEXT_CA,
+                                                                             CertRole.NODE]
+    tick(layout, names)  # SWITCH
+    tick(layout, names)  # PROMOTE
+    certs = inspect_project(layout, nodes=names).certs
+    assert [c.role for c in certs] == [CertRole.CA, CertRole.RETIRING_CA, CertRole.NODE]
+    assert certs[1].fingerprint == old and certs[2].issuer == certs[0].subject
