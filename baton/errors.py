@@ -14,6 +14,7 @@ __all__ = [
     "ContractError",
     "ProjectError",
     "LockTimeout",
+    "CertificateError",
 ]
 
 
@@ -50,3 +51,8 @@ class ProjectError(BatonError):
 
 class LockTimeout(BatonError):
     """Another Baton command held the project lock for too long."""
+
+
+class CertificateError(BatonError):
+    """A certificate or key file cannot be used: missing, not PEM, not matching its key, outside its validity,
+    or a chain whose certificates do not sign one another."""

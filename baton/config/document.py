@@ -62,8 +62,12 @@ def _render(yaml: YAML, data: Any) -> str:
     return buffer.getvalue()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old or the new file, never half of one."""
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half of one.
+
+    ``mode`` sets the new file's permissions before it appears (secrets: 0o600, never readable by others even
+    for an instant); without it an existing file keeps its mode and a new one gets 0o600.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -71,7 +75,9 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
+        if mode is not None:
+            os.chmod(tmp, mode)
+        elif path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:

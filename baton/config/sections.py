@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from baton.config.validation import PlacedValueError
+
 __all__ = [
     "RoutingStrategy",
     "RoutingTarget",
@@ -102,22 +104,37 @@ class TLSMode(StrEnum):
 
 
 class TLSConfig(BaseModel):
+    """TLS of the circuit. ``circuit``: a CA of the project's own (``.baton/tls/``) issues every adapter's
+    certificate, so ``cert``/``key`` are not used; ``full``: the same, and the ingress serves the user's own
+    ``cert``/``key``. The thresholds and the check interval are the original Baton's."""
+
     model_config = _FROZEN
 
     mode: TLSMode = TLSMode.OFF
-    cert: str = ""
-    key: str = ""
+    cert: str = Field(default="", description="The ingress certificate (PEM; intermediates after it) in mode full; "
+                                              "not used in mode circuit.")
+    key: str = Field(default="", description="The private key of cert (PEM, unencrypted) in mode full; not used "
+                                             "in mode circuit.")
     auto_rotate: bool = False
     rotate_check_interval_s: float = Field(default=3600.0, gt=0)
     warning_days: int = Field(default=30, ge=0)
     critical_days: int = Field(default=7, ge=0)
+    lifetime_days: float = Field(default=90.0, gt=0, le=3650,
+                                 description="Lifetime of the node certificates the circuit CA issues (renewed at "
+                                             "2/3 of it, or warning_days before its end if sooner); fractions of a "
+                                             "day allowed.")
 
     @model_validator(mode="after")
     def _thresholds_and_files(self) -> TLSConfig:
         if self.critical_days > self.warning_days:
             raise ValueError("critical_days must not exceed warning_days")
-        if self.mode is not TLSMode.OFF and not (self.cert and self.key):
-            raise ValueError(f"tls mode {self.mode} needs both cert and key")
+        if self.mode is TLSMode.FULL and not (self.cert and self.key):
+            missing = " and ".join(name for name in ("cert", "key") if not getattr(self, name))
+            raise PlacedValueError(
+                f"tls mode full needs both cert and key (the ingress serves your own certificate), found no "
+                f"{missing}: set them to PEM files, or use mode circuit to have Baton's CA issue every certificate",
+                ("cert",) if not self.cert else ("key",),
+            )
         return self
 
 

@@ -78,3 +78,10 @@ def test_unsupported_version(tmp_path: Path) -> None:
 
 def test_several_problems_are_counted(tmp_path: Path) -> None:
     assert "and 1 more problem" in check(tmp_path, "nodes:\n  - name: API\n    port: 1\n")
+
+
+def test_tls_full_without_a_key_names_the_missing_field(tmp_path: Path) -> None:
+    message = check(tmp_path, "nodes:\n  - name: api\n    port: 8001\nsecurity:\n  tls:\n    mode: full\n"
+                              "    cert: certs/server.pem\n")
+    assert message.startswith("baton.yaml line 5 (security.tls.key): tls mode full needs both cert and key")
+    assert "found no key" in message and "use mode circuit" in message

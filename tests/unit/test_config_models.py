@@ -102,10 +102,19 @@ def test_header_routing_needs_rules_and_a_default_target() -> None:
                       rules=[{"header": "x-v", "value": "2", "target": "b"}])
 
 
-def test_tls_needs_files_when_on_and_ordered_thresholds() -> None:
-    assert TLSConfig().mode == "off" and TLSConfig().rotate_check_interval_s == 3600
+def test_tls_needs_files_in_full_mode_only_and_ordered_thresholds() -> None:
+    default = TLSConfig()
+    assert default.mode == "off" and default.rotate_check_interval_s == 3600
+    assert (default.warning_days, default.critical_days, default.lifetime_days) == (30, 7, 90)
     with pytest.raises(ValidationError, match="needs both cert and key"):
         TLSConfig(mode="full")
+    with pytest.raises(ValidationError, match="found no key: set them to PEM files, or use mode circuit"):
+        TLSConfig(mode="full", cert="certs/server.pem")
+    assert TLSConfig(mode="full", cert="c.pem", key="k.pem").cert == "c.pem"
+    assert TLSConfig(mode="circuit").cert == ""  # the circuit CA issues every certificate
+    assert TLSConfig(mode="circuit", lifetime_days=0.0001).lifetime_days == 0.0001  # seconds-long, for tests
+    with pytest.raises(ValidationError, match="lifetime_days"):
+        TLSConfig(lifetime_days=0)
     with pytest.raises(ValidationError, match="critical_days"):
         TLSConfig(warning_days=5, critical_days=7)
 
