@@ -227,6 +227,22 @@ class ControlClient:
     async def set_locked(self, locked: bool) -> dict[str, Any]:
         return await self.request("POST", "/routing", {"locked": locked})
 
+    async def tls(self) -> dict[str, Any]:
+        """What the data port serves (``GET /tls``: enabled, current and staged certificates)."""
+        return await self.request("GET", "/tls")
+
+    async def stage_tls(self, cert_pem: str, key_pem: str, ca_pem: str | None = None) -> dict[str, Any]:
+        """Check and stage a certificate without serving it (400, InvalidRequest, when it is unusable)."""
+        body = {"cert_pem": cert_pem, "key_pem": key_pem, **({"ca_pem": ca_pem} if ca_pem else {})}
+        return await self.request("PUT", "/tls/staged", body)
+
+    async def commit_tls(self, fingerprint: str) -> dict[str, Any]:
+        """New connections get the staged certificate (idempotent for the same fingerprint)."""
+        return await self.request("POST", "/tls/commit", {"fingerprint_sha256": fingerprint})
+
+    async def abort_tls(self) -> dict[str, Any]:
+        return await self.request("DELETE", "/tls/staged")
+
     async def drain(self, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
         return await self.request("POST", "/drain", {"host": host, "port": port, "timeout_s": timeout_s},
                                   timeout_s=timeout_s + 5)

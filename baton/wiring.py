@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from baton.config import CircuitConfig, NodeConfig, NodeRole
+from baton.config import CircuitConfig, NodeConfig, NodeRole, TLSMode
 from baton.control import GENERATED_TOKEN_ENV
 
-__all__ = ["BASE_ENV", "env_name", "node_url", "dependency_env", "service_env", "base_env", "service_environment",
+__all__ = ["BASE_ENV", "env_name", "tls_on", "trust_env", "node_url", "dependency_env", "service_env", "base_env", "service_environment",
            "command_env", "adapter_node", "adapter_config"]
 
 BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
@@ -29,31 +29,49 @@ def env_name(node: str) -> str:
     return node.upper().replace("-", "_")
 
 
-def node_url(node: NodeConfig, *, host: str | None = None) -> str:
-    scheme = "http"
+def tls_on(config: CircuitConfig) -> bool:
+    """Whether the circuit's adapters serve TLS on their data ports (``security.tls.mode`` circuit or full)."""
+    return config.security.tls.mode is not TLSMode.OFF
+
+
+def node_url(node: NodeConfig, *, host: str | None = None, tls: bool = False) -> str:
+    scheme = "https" if tls else "http"
     return f"{scheme}://{host or node.host}:{node.port}"
 
 
 def dependency_env(config: CircuitConfig, node: str, *, host_of: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``BATON_<DEP>_URL`` for every edge out of ``node``: the dependency's adapter, never its service."""
+    """``BATON_<DEP>_URL`` for every edge out of ``node``: the dependency's adapter, never its service
+    (``https`` when the circuit serves TLS)."""
     env: dict[str, str] = {}
+    tls = tls_on(config)
     for edge in config.edges:
         if edge.source == node:
             target = config.node(edge.target)
             assert target is not None  # validated config
-            env[f"BATON_{env_name(target.name)}_URL"] = node_url(target, host=(host_of or {}).get(target.name))
+            env[f"BATON_{env_name(target.name)}_URL"] = node_url(target, host=(host_of or {}).get(target.name),
+                                                                 tls=tls)
     return env
 
 
+def trust_env(ca_file: str, trust_file: str) -> dict[str, str]:
+    """What makes a service trust the circuit's CA: ``BATON_CA_FILE`` (the circuit CAs alone) and the
+    variables common clients read (Python's ssl and requests, curl, OpenSSL: the system's roots and the
+    circuit's, so calls outside the circuit still verify; Node.js adds ``NODE_EXTRA_CA_CERTS`` to its own)."""
+    return {"BATON_CA_FILE": ca_file, "SSL_CERT_FILE": trust_file, "REQUESTS_CA_BUNDLE": trust_file,
+            "CURL_CA_BUNDLE": trust_file, "NODE_EXTRA_CA_CERTS": ca_file}
+
+
 def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
-                host_of: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a slotted service is started with (names as in the original Baton)."""
+                host_of: Mapping[str, str] | None = None, trust: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a slotted service is started with (names as in the original Baton); ``trust``: the
+    CA files where the service reads them (:func:`trust_env`), when the circuit serves TLS."""
     return {
         "BATON_SERVICE_PORT": str(service_port),
         "BATON_NODE_NAME": node.name,
         "BATON_CONTROL_PORT": str(node.management_port),
         "PORT": str(service_port),
         **dependency_env(config, node.name, host_of=host_of),
+        **(dict(trust) if trust and tls_on(config) else {}),
     }
 
 

@@ -30,6 +30,7 @@ class TlsLayout:
         ca.pem, ca.key            the circuit CA that issues leaf certificates now
         ca-next.pem, ca-next.key  the CA taking over, while a rotation is in progress
         ca-bundle.pem             what services and adapters trust: the CA, plus the next or the retiring one
+        trust.pem                 the system's roots and ca-bundle.pem: what services' TLS clients read
         nodes/<node>.pem, .key    each adapter's leaf certificate and key
         user-files.json           SHA-256 of the user's own cert/key files as last served (tls.mode full)
         .lock                     held (flock) while any of the above changes
@@ -61,6 +62,11 @@ class TlsLayout:
     @property
     def bundle(self) -> Path:
         return self.root / "ca-bundle.pem"
+
+    @property
+    def trust(self) -> Path:
+        """The system's roots and the bundle: what services get as ``SSL_CERT_FILE`` (see baton.certs.circuit)."""
+        return self.root / "trust.pem"
 
     @property
     def nodes_dir(self) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -23,12 +22,11 @@ from baton.custodian.core import COMPONENT_REPAIRS
 from baton.custodian.events import PREFECT, ComponentProbe, ProbeRound, RoutingSeen, adapter_component
 from baton.custodian.store import CustodyStore
 from baton.errors import BatonError, UsageError
+from baton.eventlog import append_event
 
 __all__ = ["Custody", "policy_from_env"]
 
 log = logging.getLogger(__name__)
-EVENTS_FILE = "events.jsonl"
-EVENTS_MAX_BYTES = 5 * 1024 * 1024
 RunRepair = Callable[[str, dict[str, Any]], Awaitable[Any]]
 PrefectCheck = Callable[[], Awaitable[tuple[bool, str, bool]]]  # (answers, detail, its process exited)
 PrefectRestart = Callable[[], Awaitable[str]]  # restarts it; returns what happened
@@ -263,10 +261,5 @@ class Custody:
         for queue in list(self.watchers):
             with contextlib.suppress(asyncio.QueueFull):  # a watcher that cannot keep up misses lines
                 queue.put_nowait(decision)
-        path = self.project.state_dir / EVENTS_FILE
-        with contextlib.suppress(OSError):
-            if path.exists() and path.stat().st_size > EVENTS_MAX_BYTES:
-                path.replace(path.with_suffix(".jsonl.1"))
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"kind": "custodian", "timestamp": decision["at"], "node_name": decision["node"],
-                                         "status": decision["status"], "reason": decision["reason"]}) + "\n")
+        append_event(self.project.state_dir, "custodian", decision["node"], decision["status"], decision["reason"],
+                     at=decision["at"])
