@@ -7,7 +7,7 @@ is still a working adapter. Standard library only.
 
 With ``management_tls`` the probe speaks HTTPS to the container's own loopback port without checking the
 certificate (it asks whether the adapter answers, not who it is), presenting the node's own certificate when
-the port asks for client certificates.
+the port asks for client certificates (issue it for both server and client authentication then).
 """
 
 from __future__ import annotations

@@ -94,12 +94,14 @@ class TestCA:
         path.write_bytes(self.pem)
         return path
 
-    def issue(self, cn: str = "api", *, dns: tuple[str, ...] = ("localhost", "api.test"), client: bool = False,
+    def issue(self, cn: str = "api", *, dns: tuple[str, ...] = ("localhost", "api.test"), usage: str = "server",
               starts: datetime.timedelta = datetime.timedelta(minutes=-5),
               lasts: datetime.timedelta = datetime.timedelta(days=1), rsa_bits: int = 0) -> Leaf:
+        """A leaf whose extended key usage is ``server``, ``client`` or ``both`` authentication."""
         key = rsa.generate_private_key(65537, rsa_bits) if rsa_bits else ec.generate_private_key(ec.SECP256R1())
         begin = _now() + starts
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        usages = {"server": [ExtendedKeyUsageOID.SERVER_AUTH], "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+                  "both": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]}[usage]
         cert = (
             x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -107,7 +109,7 @@ class TestCA:
             .add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .sign(self.key, hashes.SHA256())
         )
         return Leaf(cert, key)

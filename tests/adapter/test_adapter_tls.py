@@ -10,7 +10,9 @@ import asyncio
 import datetime
 import json
 import ssl
+import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +23,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from baton_adapter.config import ConfigError, TlsConfig
+from baton_adapter.errors import BindError
 from baton_adapter.node import Node
 
 from _adapter_support import (ADAPTER, app_server, node_config, raw_server, read_head, refused, running_node,
@@ -112,9 +115,9 @@ def test_client_auth_required_checks_client_certificates_against_the_ca(loop: st
     async def main() -> None:
         fields = tls_fields(tmp_path, ca, ca_file=str(ca.write(tmp_path)), client_auth="required")
         async with running_node(mock=True, **fields) as node:
-            code, *_ = await https_get(node.port, ca.client_context(client=ca.issue("web", client=True), tmp=tmp_path))
+            code, *_ = await https_get(node.port, ca.client_context(client=ca.issue("web", usage="client"), tmp=tmp_path))
             assert code == 200
-            for context in (ca.client_context(), ca.client_context(client=other.issue("web", client=True), tmp=tmp_path)):
+            for context in (ca.client_context(), ca.client_context(client=other.issue("web", usage="client"), tmp=tmp_path)):
                 with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
                     await https_get(node.port, context)  # TLS 1.3: refused after the client's Finished
 
@@ -313,3 +316,40 @@ def test_the_adapter_process_exits_2_naming_an_expired_certificate(tmp_path: Pat
     line, = result.stderr.splitlines()
     assert line.startswith(f"baton-adapter: node 'api'.tls.cert_file ({cert}) holds a certificate (subject CN=api) "
                            "that expired at ") and line.endswith("; issue a new one.")
+
+
+def test_the_container_healthcheck_speaks_https_to_a_management_tls_port(tmp_path: Path) -> None:
+    """With client_auth required it presents the node's own certificate (issued for both usages)."""
+    from baton_cli import free_port
+
+    ca = TestCA()
+    cert, key = ca.issue("mgmt", usage="both").write(tmp_path, "mgmt")
+    config = tmp_path / "adapter.json"
+    config.write_text(json.dumps({"node": {
+        "name": "api", "port": 0, "management_port": free_port(), "mock": True, "token_env": "PROC_TOKEN",
+        "management_tls": {"cert_file": str(cert), "key_file": str(key), "ca_file": str(ca.write(tmp_path)),
+                           "client_auth": "required"}}}))
+    env = {"PROC_TOKEN": "proc-token", "BATON_ADAPTER_CONFIG": str(config)}
+    check = [sys.executable, "-m", "baton_adapter.healthcheck"]
+    proc, _ = start_adapter_process(["--config", str(config)], env=env)
+    try:
+        result = subprocess.run(check, capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+    result = subprocess.run(check, capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+    assert result.returncode == 1 and result.stderr.startswith("unhealthy: node api:")
+
+
+def test_a_tls_port_in_use_is_a_bind_error_and_nothing_stays_bound(tmp_path: Path) -> None:
+    ca = TestCA()
+
+    async def main() -> None:
+        async with running_node(mock=True) as other:
+            node = Node(node_config(port=other.port, mock=True, **tls_fields(tmp_path, ca)))
+            with pytest.raises(BindError, match=f"cannot bind its data port 127.0.0.1:{other.port}: address already"):
+                await node.start()
+            assert node.management is None
+
+    run_on("uvloop", main())

@@ -261,8 +261,8 @@ def test_a_new_ca_bundle_changes_which_client_certificates_new_handshakes_accept
                           tls_extra={"ca_file": str(ca.write(tmp_path)), "client_auth": "required"})
         async with running_node(**fields) as node, aiohttp.ClientSession() as client:
             api = Management(client, node.management_port)
-            old_client = ca.client_context(client=ca.issue("web", client=True), tmp=tmp_path)
-            next_client = ca.client_context(client=next_ca.issue("web", client=True), tmp=tmp_path)
+            old_client = ca.client_context(client=ca.issue("web", usage="client"), tmp=tmp_path)
+            next_client = ca.client_context(client=next_ca.issue("web", usage="client"), tmp=tmp_path)
             reader, writer = await tls_connect(node.port, old_client)  # kept open across the rotation
             assert await get_on(reader, writer) == 200
 
