@@ -271,8 +271,6 @@ class TlsConfig:
         return cls(cert_file=paths["cert_file"], key_file=paths["key_file"], ca_file=paths["ca_file"],
                    client_auth=client_auth, min_version=version)
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

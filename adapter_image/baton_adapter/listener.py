@@ -78,13 +78,6 @@ class TlsListener(asyncio.AbstractServer):
     async def wait_closed(self) -> None:
         await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
 
-    async def __aenter__(self) -> TlsListener:
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.close()
-        await self.wait_closed()
-
     async def _accept(self, sock: socket.socket) -> None:
         loop = self._loop
         try:
