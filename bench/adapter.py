@@ -5,7 +5,11 @@ In one run, the same load goes against a fast backend directly, through ``baton-
 from a built-in asyncio load generator; the backend is nginx when installed, else a built-in aiohttp server.
 It prints req/s and p50/p99 for each path, the ratios, and the p50 the adapter adds at concurrency 1.
 
-    python bench/adapter.py [--duration 5] [--connections 32] [--threads 1]
+TLS rows (unless ``--no-tls``): the adapter serving TLS (a throwaway ECDSA P-256 certificate) and nginx with an
+``ssl`` listener in front of the same keepalive upstream, first with keep-alive connections (req/s), then
+with a new connection, hence a full handshake, per request (``Connection: close``: handshakes/s).
+
+    python bench/adapter.py [--duration 5] [--connections 32] [--threads 1] [--no-tls]
 """
 
 from __future__ import annotations
@@ -57,7 +61,46 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 # -- backends -------------------------------------------------------------------------------------------------
 
 
-def start_nginx(workdir: Path, backend_port: int, proxy_port: int) -> subprocess.Popen[bytes]:
+def make_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (the load generators do not verify it)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = workdir / "bench.pem", workdir / "bench.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def start_nginx(workdir: Path, backend_port: int, proxy_port: int,
+                tls: tuple[int, Path, Path] | None = None) -> subprocess.Popen[bytes]:
+    """nginx as the backend and as a proxy (plain, and with an ``ssl`` listener when ``tls`` is given)."""
+    tls_server = ""
+    if tls is not None:
+        tls_port, cert, key = tls
+        tls_server = f"""
+          server {{
+            listen 127.0.0.1:{tls_port} ssl;
+            ssl_certificate {cert};
+            ssl_certificate_key {key};
+            ssl_protocols TLSv1.2 TLSv1.3;
+            location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+          }}"""
     conf = workdir / "nginx.conf"
     conf.write_text(textwrap.dedent(f"""
         worker_processes 1;
@@ -75,12 +118,14 @@ def start_nginx(workdir: Path, backend_port: int, proxy_port: int) -> subprocess
           server {{
             listen 127.0.0.1:{proxy_port};
             location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-          }}
+          }}{tls_server}
         }}
     """))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(workdir)], start_new_session=True)
     wait_port(backend_port)
     wait_port(proxy_port)
+    if tls is not None:
+        wait_port(tls[0])
     return proc
 
 
@@ -112,16 +157,25 @@ def _run(coro) -> None:  # type: ignore[no-untyped-def]
 MOCK_CONTRACT = Path(__file__).resolve().parent.parent / "examples" / "shop" / "specs" / "users.yaml"
 
 
-def start_adapter(backend_port: int | None, contract: Path | None = None) -> tuple[subprocess.Popen[str], int]:
-    """An adapter proxying to ``backend_port``, or serving its mock (of ``contract``) when it is None."""
+def start_adapter(backend_port: int | None, contract: Path | None = None,
+                  tls: tuple[Path, Path] | None = None) -> tuple[subprocess.Popen[str], int]:
+    """An adapter proxying to ``backend_port``, or serving its mock (of ``contract``) when it is None; over TLS
+    with ``tls`` (certificate, key)."""
     exe = Path(sys.executable).with_name("baton-adapter")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "baton_adapter"]
-    if backend_port is None:
-        target = ["--mock", *(["--contract", str(contract)] if contract else [])]
+    if tls is not None:
+        assert backend_port is not None
+        config = tls[0].with_name("adapter-tls.json")
+        config.write_text(json.dumps({"node": {
+            "name": "bench", "port": 0, "management_port": 0, "backend": {"host": "127.0.0.1", "port": backend_port},
+            "tls": {"cert_file": str(tls[0]), "key_file": str(tls[1])}}}))
+        args = ["--config", str(config)]
+    elif backend_port is None:
+        args = ["--node", "bench", "--port", "0", "--management-port", "0", "--mock",
+                *(["--contract", str(contract)] if contract else [])]
     else:
-        target = ["--backend", f"127.0.0.1:{backend_port}"]
-    proc = subprocess.Popen([*cmd, "--node", "bench", "--port", "0", "--management-port", "0", *target],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+        args = ["--node", "bench", "--port", "0", "--management-port", "0", "--backend", f"127.0.0.1:{backend_port}"]
+    proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
     return proc, ready["nodes"][0]["port"]
@@ -138,9 +192,24 @@ def _us(text: str) -> float:
     return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def wrk(name: str, port: int, duration: float, connections: int, threads: int, path: str = "/") -> Result:
+@dataclass(frozen=True)
+class Mode:
+    """How the load connects: plain or TLS, keep-alive or a new connection (a full handshake) per request."""
+
+    tls: bool = False
+    new_connections: bool = False
+
+
+PLAIN = Mode()
+
+
+def wrk(name: str, port: int, duration: float, connections: int, threads: int, path: str = "/",
+        mode: Mode = PLAIN) -> Result:
+    scheme = "https" if mode.tls else "http"
+    close = ["-H", "Connection: close"] if mode.new_connections else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", *close,
+         f"{scheme}://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -151,22 +220,38 @@ def wrk(name: str, port: int, duration: float, connections: int, threads: int, p
     return Result(name, rps, p50, p99)
 
 
-def builtin_load(name: str, port: int, duration: float, connections: int, path: str = "/") -> Result:
-    """Keep-alive GET load from ``connections`` asyncio connections; latency per request."""
+def builtin_load(name: str, port: int, duration: float, connections: int, path: str = "/",
+                 mode: Mode = PLAIN) -> Result:
+    """GET load from ``connections`` asyncio connections (keep-alive, or one per request); latency per request
+    (connect and handshake included for new connections)."""
+    import ssl
+
     latencies: list[float] = []
+    context = None
+    if mode.tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # a throwaway self-signed certificate, like wrk
 
     async def conn_loop(deadline: float) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        close = b"Connection: close\r\n" if mode.new_connections else b""
+        request = b"GET %s HTTP/1.1\r\nHost: bench\r\n%s\r\n" % (path.encode(), close)
         perf = time.perf_counter
+        writer = None
         while perf() < deadline:
             t0 = perf()
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             m = re.search(rb"(?i)content-length:\s*(\d+)", head)
             await reader.readexactly(int(m.group(1)) if m else 0)
+            if mode.new_connections:
+                writer.close()
+                writer = None
             latencies.append(perf() - t0)
-        writer.close()
+        if writer is not None:
+            writer.close()
 
     async def main() -> float:
         start = time.perf_counter()
@@ -185,12 +270,19 @@ def builtin_load(name: str, port: int, duration: float, connections: int, path: 
     return Result(name, len(latencies) / elapsed, pick(0.5), pick(0.99))
 
 
-def load(name: str, port: int, args: argparse.Namespace, connections: int, path: str = "/") -> Result:
+def load(name: str, port: int, args: argparse.Namespace, connections: int, path: str = "/",
+         mode: Mode = PLAIN) -> Result:
     if shutil.which("wrk"):
-        wrk(name, port, 1, connections, args.threads, path)  # warm-up
-        return wrk(name, port, args.duration, connections, args.threads, path)
-    builtin_load(name, port, 1, connections, path)
-    return builtin_load(name, port, args.duration, connections, path)
+        wrk(name, port, 1, connections, args.threads, path, mode)  # warm-up
+        return wrk(name, port, args.duration, connections, args.threads, path, mode)
+    builtin_load(name, port, 1, connections, path, mode)
+    return builtin_load(name, port, args.duration, connections, path, mode)
+
+
+def print_table(results: dict[str, Result], unit: str = "req/s") -> None:
+    print(f"\n{'path':<40}{unit:>13}{'p50 us':>10}{'p99 us':>10}")
+    for r in results.values():
+        print(f"{r.name:<40}{r.rps:>13.0f}{r.p50_us:>10.0f}{r.p99_us:>10.0f}")
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -201,6 +293,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-tls", action="store_true", help="skip the TLS rows")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
@@ -210,10 +303,15 @@ def main() -> None:
     procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
     with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
         try:
-            backend_port, proxy_port = free_port(), None
+            backend_port, proxy_port, nginx_tls_port = free_port(), None, None
+            certificate = None if args.no_tls else make_certificate(Path(tmp))
             if shutil.which("nginx"):
                 proxy_port = free_port()
-                procs.append(start_nginx(Path(tmp), backend_port, proxy_port))
+                nginx_tls = None
+                if certificate is not None:
+                    nginx_tls_port = free_port()
+                    nginx_tls = (nginx_tls_port, *certificate)
+                procs.append(start_nginx(Path(tmp), backend_port, proxy_port, nginx_tls))
                 backend = "nginx"
             else:
                 procs.append(subprocess.Popen([sys.executable, __file__, "--serve-backend", str(backend_port)],
@@ -234,9 +332,7 @@ def main() -> None:
                 paths.append(("nginx proxy_pass", proxy_port, "/"))
             paths += [("mock, no contract", mock_port, "/"), ("mock, /users/42", contract_port, "/users/42")]
             results = {name: load(name, port, args, args.connections, path) for name, port, path in paths}
-            print(f"\n{'path':<20}{'req/s':>12}{'p50 us':>10}{'p99 us':>10}")
-            for r in results.values():
-                print(f"{r.name:<20}{r.rps:>12.0f}{r.p50_us:>10.0f}{r.p99_us:>10.0f}")
+            print_table(results)
             a = results["adapter"]
             print(f"\nadapter / direct:            {a.rps / results['direct'].rps:.2f}")
             if "nginx proxy_pass" in results:
@@ -253,6 +349,10 @@ def main() -> None:
                   f"added p50 {a50 - d50:.0f} us (target <= 150 us)")
             print(f"  all runs, direct: {', '.join(f'{v:.0f}' for v in direct_p50s)} us; "
                   f"adapter: {', '.join(f'{v:.0f}' for v in adapter_p50s)} us")
+            if certificate is not None:
+                tls_adapter, tls_port = start_adapter(backend_port, tls=certificate)
+                procs.append(tls_adapter)
+                tls_rows(args, tls_port, nginx_tls_port)
         finally:
             for proc in reversed(procs):
                 try:
@@ -263,6 +363,21 @@ def main() -> None:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def tls_rows(args: argparse.Namespace, adapter_port: int, nginx_port: int | None) -> None:
+    """The adapter and nginx terminating TLS: keep-alive req/s, then a full handshake per request."""
+    keep, fresh = Mode(tls=True), Mode(tls=True, new_connections=True)
+    targets = [("adapter TLS", adapter_port)] + ([("nginx TLS proxy_pass", nginx_port)] if nginx_port else [])
+    alive = {name: load(f"{name}, keep-alive", port, args, args.connections, mode=keep) for name, port in targets}
+    print_table(alive)
+    handshakes = {name: load(f"{name}, new connections", port, args, args.connections, mode=fresh)
+                  for name, port in targets}
+    print_table(handshakes, unit="handshakes/s")
+    if nginx_port:
+        for title, rows in (("keep-alive", alive), ("handshakes", handshakes)):
+            ratio = rows["adapter TLS"].rps / rows["nginx TLS proxy_pass"].rps
+            print(f"adapter / nginx over TLS, {title}: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,13 @@ File format (YAML shown; JSON with the same keys works too)::
         health_path: /health              # HTTP GET path used to probe the backend
         health_timeout_ms: 2000
         token_env: BATON_TOKEN            # env var holding the management bearer token (fails closed)
+        tls:                              # optional: the data port serves TLS (see baton_adapter.tls)
+          cert_file: certs/api.pem        # PEM: the leaf certificate first, then any intermediates
+          key_file: certs/api.key         # PEM: its unencrypted private key (PKCS#8, PKCS#1 or SEC1)
+          ca_file: certs/ca.pem           # optional PEM bundle that client certificates are checked against
+          client_auth: none               # none | optional | required (optional/required need ca_file)
+          min_version: "1.2"              # "1.2" | "1.3"
+        management_tls: {...}             # optional: the same section for the management port
         policy:
           timeout_ms: 30000               # connect + time to response headers, per attempt (504 past it)
           retries: 0                      # 0-10 extra attempts (idempotent or never-sent requests only)
@@ -72,6 +79,7 @@ __all__ = [
     "Limits",
     "NodeConfig",
     "Policy",
+    "TlsConfig",
     "default_management_port",
     "is_loopback",
     "load_config",
@@ -84,6 +92,8 @@ NODE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 MODES = ("http", "tcp", "grpc", "protobuf", "soap")  # built-in handlers; the registry may add more
 MODE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 ROLES = ("service", "ingress", "egress")
+TLS_VERSIONS = ("1.2", "1.3")
+CLIENT_AUTH = ("none", "optional", "required")
 
 
 def _int(data: Mapping[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
@@ -217,6 +227,55 @@ class Backend:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """Where a TLS listener's certificate, key and client CA live, and how it talks TLS.
+
+    Only the shape is checked here; ``baton_adapter.tls`` reads the files and checks what they hold (PEM, key
+    matching the certificate, validity dates) when the node is built. Relative paths are resolved against the
+    working directory. ``min_version`` accepts the YAML numbers 1.2 and 1.3 as well as strings;
+    ``client_auth`` accepts true/false as "required"/"none".
+    """
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None
+    client_auth: str = "none"
+    min_version: str = "1.2"
+
+    @classmethod
+    def from_mapping(cls, data: Any, where: str = "tls") -> TlsConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be an object {{cert_file, key_file, ca_file?, client_auth?, "
+                              f"min_version?}}, got {data!r}.")
+        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, where)
+        paths = {}
+        for key in ("cert_file", "key_file", "ca_file"):
+            value = data.get(key)
+            if value is None and key == "ca_file":
+                paths[key] = None
+                continue
+            if not isinstance(value, str) or not value or "\0" in value:
+                raise ConfigError(f"{where}.{key} must be a file path, got {value!r}.")
+            paths[key] = value
+        version = data.get("min_version", "1.2")
+        if isinstance(version, float) and not isinstance(version, bool):
+            version = f"{version:g}"  # YAML reads an unquoted 1.2 as a number
+        if version not in TLS_VERSIONS:
+            raise ConfigError(f"{where}.min_version must be one of {list(TLS_VERSIONS)}, got {version!r}.")
+        client_auth = data.get("client_auth", "none")
+        if isinstance(client_auth, bool):
+            client_auth = "required" if client_auth else "none"
+        if client_auth not in CLIENT_AUTH:
+            raise ConfigError(f"{where}.client_auth must be one of {list(CLIENT_AUTH)}, got {client_auth!r}.")
+        if client_auth != "none" and paths["ca_file"] is None:
+            raise ConfigError(f"{where}.client_auth {client_auth!r} needs {where}.ca_file, the CA bundle that "
+                              "client certificates are checked against.")
+        return cls(cert_file=paths["cert_file"], key_file=paths["key_file"], ca_file=paths["ca_file"],
+                   client_auth=client_auth, min_version=version)
+
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """One circuit node as the adapter hosts it."""
 
@@ -236,6 +295,8 @@ class NodeConfig:
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     routing: Mapping[str, Any] | None = None
+    tls: TlsConfig | None = None
+    management_tls: TlsConfig | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "node") -> NodeConfig:
@@ -294,6 +355,9 @@ class NodeConfig:
             policy=Policy.from_mapping(data.get("policy"), f"{where}.policy"),
             limits=Limits.from_mapping(data.get("limits"), f"{where}.limits"),
             routing=routing,
+            tls=None if data.get("tls") is None else TlsConfig.from_mapping(data["tls"], f"{where}.tls"),
+            management_tls=(None if data.get("management_tls") is None
+                            else TlsConfig.from_mapping(data["management_tls"], f"{where}.management_tls")),
         )
 
     def token(self) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AdapterError", "BindError", "ConfigError", "RoutingLocked"]
+__all__ = ["AdapterError", "BindError", "ConfigError", "RoutingLocked", "TlsError", "TlsStateError"]
 
 
 class AdapterError(Exception):
@@ -15,6 +15,14 @@ class ConfigError(AdapterError, ValueError):
 
 class RoutingLocked(ConfigError):
     """The node's routing is locked; changes are refused (HTTP 423)."""
+
+
+class TlsError(ConfigError):
+    """A certificate, key or CA bundle is unusable (not PEM, key mismatch, expired...): HTTP 400, or exit 2 at start."""
+
+
+class TlsStateError(AdapterError):
+    """A TLS rotation step does not fit the listener's state (nothing staged, no TLS on the port): HTTP 409."""
 
 
 class BindError(AdapterError, OSError):

@@ -273,7 +273,7 @@ class Exchange:
         head = self.head
         if head is None:
             down = self.down
-            head, self.trace_id = build_request_head(self.method, self.url, self.info, down.peer_ip, b"http",
+            head, self.trace_id = build_request_head(self.method, self.url, self.info, down.peer_ip, down.scheme,
                                                      self.upgrade)
             self.head = head
         transport = conn.transport

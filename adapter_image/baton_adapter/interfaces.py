@@ -2,8 +2,9 @@
 
 The adapter's modules form a DAG, lowest first (``tests/unit/test_import_graph.py`` keeps it so)::
 
-    errors, resilience, headers, telemetry, upstream   <- config <- routing, health, events
+    errors, resilience, headers, telemetry, upstream   <- config <- routing, health, events, tls
     interfaces                 types only: what a node and a client connection look like from below
+    listener                   TLS listening ports (the certificate current at accept)
     exchange <- server         the HTTP data plane      tcp_proxy    the raw TCP data plane
     protocols                  the handler registry, with the built-ins of server and tcp_proxy registered
     management                 the management API over a ManagedNode
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .resilience import CircuitBreaker, RetryBudget
     from .routing import RoutingTable
     from .telemetry import NodeTelemetry
+    from .tls import CertificateStore
     from .upstream import UpstreamPool
 
 __all__ = ["ActiveRequest", "ClientConnection", "DataNode", "ManagedNode"]
@@ -93,6 +95,7 @@ class DataNode(Protocol):
     loop: asyncio.AbstractEventLoop
     closing: bool
     held: set[Any]  # exchanges waiting for the routing to change (see ``Exchange`` and ``limits.hold_s``)
+    tls: CertificateStore | None  # the data port's TLS (None: plain TCP)
 
     def breaker(self, target: str) -> CircuitBreaker: ...
 
@@ -114,6 +117,8 @@ class ManagedNode(Protocol):
     telemetry: NodeTelemetry
     pool: UpstreamPool
     routing: RoutingTable
+    tls: CertificateStore | None  # the data port's TLS (None: plain TCP)
+    management_tls: CertificateStore | None  # the management port's TLS
 
     async def health(self) -> dict[str, Any]: ...
 

@@ -14,6 +14,13 @@ Routes (same names and shapes as the original Baton where it had them)::
     GET  /signals?last_n=N       recent requests (bounded ring)
     POST /events                 {type, message, severity, data} -> 201
     GET  /events?last_n=N        recent service events
+    GET    /tls                  {node, listener, enabled, min_version, client_auth, alpn, current, staged, commits}
+    PUT    /tls/staged           {cert_pem, key_pem, ca_pem?}: check and stage (400 unusable, one sentence)
+    POST   /tls/commit           {fingerprint_sha256?}: serve the staged certificate to new handshakes (409 none)
+    DELETE /tls/staged           drop the staged certificate (idempotent)
+
+The ``/tls`` routes act on the data port's listener, or on the management port's with ``?listener=management``;
+409 when that listener serves plain TCP (TLS is switched on by the config at start, not by the API).
 
 Auth: when the node has ``token_env``, every route needs ``Authorization: Bearer <token>`` (401 otherwise,
 compared in constant time); when that variable is empty or missing every route answers 503.
@@ -23,20 +30,24 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
 from .config import Backend
-from .errors import ConfigError, RoutingLocked
+from .errors import ConfigError, RoutingLocked, TlsError, TlsStateError
 from .events import EventError
+from .listener import serve_tls
 from .routing import RoutingTable
 
 if TYPE_CHECKING:
     from .interfaces import ManagedNode
+    from .tls import CertificateStore
 
 __all__ = ["build_app", "start_management"]
 
+log = logging.getLogger(__name__)
 NODE_KEY: web.AppKey[ManagedNode] = web.AppKey("node")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -195,6 +206,88 @@ async def get_events(request: web.Request) -> web.Response:
     return _json(node.events.recent(node.name, _last_n(request)))
 
 
+LISTENERS = ("data", "management")
+
+
+def _listener(request: web.Request) -> tuple[str, CertificateStore | None]:
+    listener = request.query.get("listener", "data")
+    if listener not in LISTENERS:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"listener must be one of {list(LISTENERS)}, got "
+                                                           f"{listener!r}.", "status": 400}),
+                                 content_type="application/json")
+    node = request.app[NODE_KEY]
+    return listener, node.tls if listener == "data" else node.management_tls
+
+
+def _tls_report(node: ManagedNode, listener: str, store: CertificateStore | None, **extra: Any) -> web.Response:
+    body = {"node": node.name, "listener": listener}
+    body |= {"enabled": False, "current": None, "staged": None} if store is None else store.to_json()
+    return _json(body | extra)
+
+
+def _no_tls(node: ManagedNode, listener: str) -> web.Response:
+    section = "tls" if listener == "data" else "management_tls"
+    return _error(409, f"node {node.name} serves its {listener} port without TLS; TLS is switched on at start by "
+                       f"the node's `{section}` config section, not through the API.")
+
+
+async def get_tls(request: web.Request) -> web.Response:
+    listener, store = _listener(request)
+    return _tls_report(request.app[NODE_KEY], listener, store)
+
+
+async def put_tls_staged(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    listener, store = _listener(request)
+    if store is None:
+        return _no_tls(node, listener)
+    data = await _body(request)
+    fields = {"cert_pem", "key_pem", "ca_pem"}
+    if not isinstance(data, dict) or not {"cert_pem", "key_pem"} <= set(data) or set(data) - fields:
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        return _error(400, f"expected a JSON object {{cert_pem, key_pem, ca_pem?}}, got {got}.")
+    for key in fields & set(data):
+        if not isinstance(data[key], str) and not (key == "ca_pem" and data[key] is None):
+            return _error(400, f"{key} must be PEM text (a JSON string), got {type(data[key]).__name__}.")
+    ca = data.get("ca_pem")
+    try:
+        staged = store.stage(data["cert_pem"].encode(), data["key_pem"].encode(), None if ca is None else ca.encode())
+    except TlsError as exc:
+        return _error(400, str(exc))
+    log.info("node %s: staged certificate %s for its %s port", node.name, staged.info.fingerprint_sha256, listener)
+    return _tls_report(node, listener, store)
+
+
+async def post_tls_commit(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    listener, store = _listener(request)
+    if store is None:
+        return _no_tls(node, listener)
+    data = await _body(request) if request.can_read_body else {}
+    if not isinstance(data, dict) or set(data) - {"fingerprint_sha256"}:
+        return _error(400, "expected no body or a JSON object {fingerprint_sha256?}.")
+    fingerprint = data.get("fingerprint_sha256")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        return _error(400, f"fingerprint_sha256 must be a hex string, got {fingerprint!r}.")
+    previous = store.current.info.fingerprint_sha256
+    try:
+        changed = store.commit(None if fingerprint is None else fingerprint.lower().replace(":", ""))
+    except TlsStateError as exc:
+        return _error(409, str(exc))
+    if changed:
+        log.info("node %s: %s port now serves certificate %s (was %s)", node.name, listener,
+                 store.current.info.fingerprint_sha256, previous)
+    return _tls_report(node, listener, store, changed=changed, previous_fingerprint_sha256=previous)
+
+
+async def delete_tls_staged(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    listener, store = _listener(request)
+    if store is None:
+        return _no_tls(node, listener)
+    return _tls_report(node, listener, store, aborted=store.abort())
+
+
 def build_app(node: ManagedNode) -> web.Application:
     app = web.Application(middlewares=[auth_middleware(node)], client_max_size=1024 * 1024)
     app[NODE_KEY] = node
@@ -209,14 +302,45 @@ def build_app(node: ManagedNode) -> web.Application:
     app.router.add_get("/signals", get_signals)
     app.router.add_post("/events", post_events)
     app.router.add_get("/events", get_events)
+    app.router.add_get("/tls", get_tls)
+    app.router.add_put("/tls/staged", put_tls_staged)
+    app.router.add_delete("/tls/staged", delete_tls_staged)
+    app.router.add_post("/tls/commit", post_tls_commit)
     return app
 
 
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
+class TlsSite(web.BaseSite):
+    """The management port over TLS through ``serve_tls``, so its certificate rotates like a data port's."""
+
+    __slots__ = ("_host", "_port", "_store")
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, store: CertificateStore) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._store = host, port, store
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        self._server = await serve_tls(server, self._host, self._port, self._store, HANDSHAKE_TIMEOUT_S)
+
+
 async def start_management(node: ManagedNode) -> tuple[web.AppRunner, int]:
-    """Serve ``node``'s management API; return the runner and the bound port (``OSError`` when it cannot bind)."""
+    """Serve ``node``'s management API (over TLS with ``management_tls``); return the runner and the bound port
+    (``OSError`` when it cannot bind)."""
     runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.TCPSite(runner, node.config.management_host, node.config.management_port, reuse_address=True)
+    tls = node.management_tls
+    host, port = node.config.management_host, node.config.management_port
+    site: web.BaseSite = (web.TCPSite(runner, host, port, reuse_address=True) if tls is None
+                          else TlsSite(runner, host, port, tls))
     try:
         await site.start()
     except BaseException:

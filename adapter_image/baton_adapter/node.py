@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from .interfaces import ClientConnection
+    from .protocols import ProtocolHandler
+    from .tls import CertificateStore
 
 __all__ = ["Node", "RoutingLocked"]  # RoutingLocked lives in errors; re-exported for existing importers
 
@@ -70,6 +72,8 @@ class Node:
         self.management: web.AppRunner | None = None
         self.port = config.port
         self.management_port = config.management_port
+        self.tls: CertificateStore | None = None  # loaded at start from config.tls, then rotated by the API
+        self.management_tls: CertificateStore | None = None
         self._mock: Any = None
         self._mock_loaded = False
         self._mock_error: str | None = None
@@ -80,6 +84,7 @@ class Node:
         """Bind the data port and the management port (refusing an unauthenticated non-loopback bind).
 
         Raises ``BindError`` naming the port when either cannot be bound; nothing is left listening then.
+        Raises ``TlsError`` (a ``ConfigError``) naming the file when a TLS section's material is unusable.
         """
         from .management import start_management
 
@@ -96,6 +101,7 @@ class Node:
                 )
         self.loop = asyncio.get_running_loop()
         handler = protocols.get(config.mode)
+        self._load_tls(handler)
         try:
             self.server = await handler.serve(self, config.host, config.port)
         except OSError as exc:
@@ -109,6 +115,23 @@ class Node:
                 raise BindError(self.name, "management", config.management_host, config.management_port,
                                 _bind_reason(exc)) from exc
             raise
+
+    def _load_tls(self, handler: ProtocolHandler) -> None:
+        """Read and check the TLS sections' files (once: a restarted node keeps what was rotated in)."""
+        config = self.config
+        if config.tls is not None and self.tls is None:
+            alpn = getattr(handler, "tls_alpn", None)
+            if alpn is None:
+                raise ConfigError(f"node {self.name}: the {config.mode!r} protocol handler cannot serve TLS; "
+                                  "remove the node's tls section or register a handler that declares tls_alpn.")
+            from .tls import store_from_config
+
+            self.tls = store_from_config(config.tls, tuple(alpn), f"node {self.name!r}.tls")
+        if config.management_tls is not None and self.management_tls is None:
+            from .tls import store_from_config
+
+            self.management_tls = store_from_config(config.management_tls, ("http/1.1",),
+                                                    f"node {self.name!r}.management_tls")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop accepting, let in-flight requests finish within ``grace_s``, then close everything."""
@@ -333,6 +356,8 @@ class Node:
             "routing_locked": self.routing.locked,
             "port": self.port,
             "management_port": self.management_port,
+            "tls": self.tls is not None,
+            "management_tls": self.management_tls is not None,
             "in_flight": self.in_flight(),
             "instance": self.instance,
             "pid": os.getpid(),

@@ -16,6 +16,11 @@ core files::
     register(GrpcHandler(), replace=True)
 
 A node whose mode has no handler fails to start with a sentence listing the registered modes.
+
+TLS: a handler that can serve TLS says so with ``tls_alpn``, the ALPN protocol ids it speaks (possibly
+empty), and serves through ``baton_adapter.listener.serve_tls(factory, host, port, node.tls, timeout)`` when
+``node.tls`` is set (so that rotations reach it). A node with a ``tls`` section whose handler declares no
+``tls_alpn`` fails to start rather than serve plain TCP.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = ["ProtocolHandler", "get", "register", "registered"]
 
 class ProtocolHandler(Protocol):
     name: str
+    # optional: tls_alpn: tuple[str, ...], the ALPN ids offered when the node serves TLS (absent: no TLS)
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         """Start listening for ``node``'s data plane and return the server."""

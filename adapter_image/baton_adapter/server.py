@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from .exchange import Exchange, simple_response
+from .listener import serve_tls
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
@@ -46,7 +47,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         "node", "max_header", "max_body", "transport", "parser", "peer_ip", "exchange", "active", "queue",
         "paused", "url", "headers", "header_bytes", "error_status", "tunnel", "upgrading", "upgrade_buffer",
         "closed", "closing", "paused_upstream", "last_active", "lingering", "linger_timer",
-        "in_head", "raw_head_bytes", "completed", "head_started",
+        "in_head", "raw_head_bytes", "completed", "head_started", "scheme",
     )
 
     def __init__(self, node: DataNode) -> None:
@@ -77,6 +78,7 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.raw_head_bytes = 0
         self.completed = 0
         self.head_started = 0.0  # loop time of the first byte of a head still incomplete after a read
+        self.scheme = b"http" if node.tls is None else b"https"  # X-Forwarded-Proto unless a proxy set it
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
 
@@ -328,12 +330,22 @@ class HttpProxyProtocol(asyncio.Protocol):
 
 
 class HttpHandler:
-    """The protocol handler of ``http`` and ``soap`` nodes (SOAP is HTTP): serves ``HttpProxyProtocol``."""
+    """The protocol handler of ``http`` and ``soap`` nodes (SOAP is HTTP): serves ``HttpProxyProtocol``.
+
+    With ``node.tls`` the port serves TLS (``baton_adapter.listener``: the certificate current at accept),
+    offering ALPN ``http/1.1`` only (the parser is HTTP/1.1, so no h2); a handshake must complete within
+    ``limits.header_timeout_s``.
+    """
+
+    tls_alpn = ("http/1.1",)
 
     def __init__(self, name: str = "http") -> None:
         self.name = name
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
-        return await loop.create_server(lambda: HttpProxyProtocol(node), host, port, backlog=1024,
-                                        reuse_address=True)
+        tls = node.tls
+        if tls is None:
+            return await loop.create_server(lambda: HttpProxyProtocol(node), host, port, backlog=1024,
+                                            reuse_address=True)
+        return await serve_tls(lambda: HttpProxyProtocol(node), host, port, tls, node.limits.header_timeout_s)

@@ -6,6 +6,10 @@ and length-prefixed protobuf pass through unchanged. A mocked node has no mock f
 connections are closed at once. Dedicated handlers for these modes can replace this one through
 ``baton_adapter.protocols.register(..., replace=True)``.
 
+With ``node.tls`` the port terminates TLS and the backend gets the plain bytes (gRPC: ALPN ``h2`` offered,
+h2c to the backend). TLS has no half-close in asyncio: when the backend ends its side, the client connection
+is closed (after what was relayed), and a client's ``close_notify`` ends both sides.
+
 Telemetry: one signal per connection (method ``TCP``, status 200 once connected, 502/503 when no backend
 could be reached; latency = connection lifetime) and one attempt per connect.
 """
@@ -15,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import TYPE_CHECKING
+
+from .listener import serve_tls
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
@@ -42,8 +48,10 @@ class _Upstream(asyncio.Protocol):
     def eof_received(self) -> bool:
         client = self.client
         client.upstream_eof = True
-        if client.transport.can_write_eof():
-            client.transport.write_eof()
+        if not client.transport.can_write_eof():  # TLS: no half-close; close once the relayed bytes are sent
+            client.transport.close()
+            return False
+        client.transport.write_eof()
         return not client.eof_pending  # both directions ended: close (False) rather than linger half-open
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -158,7 +166,8 @@ class TcpProxyProtocol(asyncio.Protocol):
         self.eof_pending = True
         if self.upstream is not None and self.upstream.can_write_eof():
             self.upstream.write_eof()
-        return not self.upstream_eof  # both directions ended: close (False) rather than linger half-open
+        # both directions ended, or TLS (which cannot stay half-open): close (False) rather than linger
+        return not self.upstream_eof and self.node.tls is None
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
@@ -195,12 +204,20 @@ class TcpProxyProtocol(asyncio.Protocol):
 
 
 class TcpHandler:
-    """Raw TCP pass-through (registered for tcp, grpc and protobuf until dedicated handlers exist)."""
+    """Raw TCP pass-through (registered for tcp, grpc and protobuf until dedicated handlers exist).
+
+    With ``node.tls`` it terminates TLS, offering ALPN ``h2`` for gRPC (whose clients require it) and none
+    for other modes.
+    """
 
     def __init__(self, name: str = "tcp") -> None:
         self.name = name
+        self.tls_alpn = ("h2",) if name == "grpc" else ()
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
-        return await loop.create_server(lambda: TcpProxyProtocol(node), host, port, backlog=1024,
-                                        reuse_address=True)
+        tls = node.tls
+        if tls is None:
+            return await loop.create_server(lambda: TcpProxyProtocol(node), host, port, backlog=1024,
+                                            reuse_address=True)
+        return await serve_tls(lambda: TcpProxyProtocol(node), host, port, tls, node.limits.header_timeout_s)
