@@ -111,8 +111,10 @@ def adapter_node(
     backend: Mapping[str, Any] | None,
     routing: Mapping[str, Any] | None = None,
     bind_host: str | None = None,
+    tls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One node of the adapter config (see ``baton_adapter.config``); ``backend`` None means the mock."""
+    """One node of the adapter config (see ``baton_adapter.config``); ``backend`` None means the mock; ``tls``
+    the certificate files its data port serves (``cert_file``, ``key_file``), when the circuit serves TLS."""
     contract = node.spec_path
     entry: dict[str, Any] = {
         "name": node.name,
@@ -135,6 +137,8 @@ def adapter_node(
         entry["backend"] = dict(backend)
     if routing:
         entry["routing"] = dict(routing)
+    if tls:
+        entry["tls"] = dict(tls)
     entry["token_env"] = config.security.control.token_env or GENERATED_TOKEN_ENV  # every adapter requires one
     return entry
 

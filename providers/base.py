@@ -50,5 +50,11 @@ class Provider(Protocol):
     def free_port(self) -> int:
         """A port nothing listens on, for a new service version."""
 
+    def tls_names(self, root: Path, config: Any) -> dict[str, tuple[str, ...]]:
+        """Per node, the names its adapter is reached by besides the node name (containers), for its certificate."""
+
+    def trust_files(self, state_dir: Path) -> dict[str, str]:
+        """``ca_file`` and ``trust_file`` as a service of this provider reads them (see baton.wiring.trust_env)."""
+
     def dependency_host(self, node: NodeConfig) -> str:
         """The host a service uses in ``BATON_<NODE>_URL`` to reach ``node``'s adapter."""

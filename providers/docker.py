@@ -32,6 +32,7 @@ ADAPTER_IMAGE = os.environ.get("BATON_ADAPTER_IMAGE", "baton-adapter:latest")
 TOKEN_ENV = GENERATED_TOKEN_ENV
 SERVICE_PORT = 8080  # what service images listen on inside their container (see dockerfiles/)
 CONTAINER_PROJECT = "/project"
+CONTAINER_TLS = "/etc/baton/tls"
 
 
 def project_label(root: Path) -> str:
@@ -125,11 +126,14 @@ class DockerProvider:
             backend = node.get("backend") or {}
             if backend.get("host") in ("127.0.0.1", "localhost"):
                 node["backend"] = {"mock": True}  # a host-local service cannot be reached from a container
+            volumes = {}
+            if node.get("tls"):
+                volumes, node["tls"] = _tls_mounts(state_dir, node["name"], node["tls"])
             config_file = adapters / f"{node['name']}.json"
             atomic_write_text(config_file, json.dumps({"node": node, "shutdown_grace_s":
                                                        adapter_config.get("shutdown_grace_s", 10)}, indent=2))
             os.chmod(config_file, 0o644)
-            name = f"baton-{_slug(circuit)}-{node['name']}-adapter-{project_label(root)[:6]}"
+            name = self._adapter_name(root, circuit, node["name"])
             self._remove(name)
             env = {token_env_name: token}
             container = self.client.containers.create(
@@ -139,7 +143,7 @@ class DockerProvider:
                 labels=self._labels(root, circuit, node["name"], "adapter"),
                 environment=env,
                 volumes={str(config_file): {"bind": "/etc/baton/adapter.json", "mode": "ro"},
-                         str(Path(root).resolve()): {"bind": CONTAINER_PROJECT, "mode": "ro"}},
+                         str(Path(root).resolve()): {"bind": CONTAINER_PROJECT, "mode": "ro"}, **volumes},
                 ports={f"{node['port']}/tcp": ("127.0.0.1", node["port"]),
                        f"{node['management_port']}/tcp": ("127.0.0.1", node["management_port"])},
             )
@@ -148,6 +152,21 @@ class DockerProvider:
             names.append(name)
         return AdapterHost(host_id=host_id, nodes=[n["name"] for n in adapter_config["nodes"]],
                            containers=names, network=network, started_at=now_iso())
+
+    def _adapter_name(self, root: Path, circuit: str, node: str) -> str:
+        return f"baton-{_slug(circuit)}-{node}-adapter-{project_label(root)[:6]}"
+
+    def tls_names(self, root: Path, config: Any) -> dict[str, tuple[str, ...]]:
+        return {n.name: (self._adapter_name(root, config.name, n.name),) for n in config.nodes}
+
+    def trust_files(self, state_dir: Path) -> dict[str, str]:
+        return {"ca_file": f"{CONTAINER_TLS}/ca-bundle.pem", "trust_file": f"{CONTAINER_TLS}/trust.pem"}
+
+    def _trust_mounts(self, state_dir: Path) -> dict[str, dict[str, str]]:
+        """The circuit's CA files, read-only, where :meth:`trust_files` says a service finds them."""
+        tls = Path(state_dir) / "tls"
+        return {str(tls / name): {"bind": f"{CONTAINER_TLS}/{name}", "mode": "ro"}
+                for name in ("ca-bundle.pem", "trust.pem") if (tls / name).is_file()}
 
     def _config(self, root: Path) -> Any:
         from baton.project import Project
@@ -224,6 +243,7 @@ class DockerProvider:
                 image, command=command or None, name=name, detach=True, network=network, init=True,
                 labels=self._labels(root, circuit, node.name, "service"), environment=environment,
                 ports={f"{SERVICE_PORT}/tcp": ("127.0.0.1", port)},
+                volumes=self._trust_mounts(state_dir) if "BATON_CA_FILE" in environment else {},
             )
         except docker.errors.APIError as exc:
             raise BatonError(f"the service container for {node.name} did not start ({exc.explanation}).") from exc
@@ -272,3 +292,18 @@ class DockerProvider:
 
     def dependency_host(self, node: NodeConfig) -> str:
         return node.name  # the adapter container's hostname on the circuit's network
+
+
+def _tls_mounts(state_dir: Path, node: str, tls: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Copies of a node's certificate and key the adapter container can read (it runs as uid 10001; the key
+    stays private on the host: its copy lies in ``.baton/tls``, mode 0700), mounted read-only; and the ``tls``
+    section naming them as the container sees them. Copied at every start, so a restart serves the files."""
+    copies = Path(state_dir) / "tls" / "docker"
+    copies.mkdir(mode=0o700, parents=True, exist_ok=True)
+    volumes, inside = {}, dict(tls)
+    for field, target in (("cert_file", f"{CONTAINER_TLS}/cert.pem"), ("key_file", f"{CONTAINER_TLS}/key.pem")):
+        copy = copies / f"{node}-{Path(target).name}"
+        atomic_write_text(copy, Path(tls[field]).read_text(encoding="utf-8"), mode=0o644)
+        volumes[str(copy)] = {"bind": target, "mode": "ro"}
+        inside[field] = target
+    return volumes, inside

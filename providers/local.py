@@ -195,5 +195,14 @@ class LocalProvider:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
 
+    def tls_names(self, root: Path, config: Any) -> dict[str, tuple[str, ...]]:
+        return {}  # reached on loopback, which every certificate names
+
+    def trust_files(self, state_dir: Path) -> dict[str, str]:
+        from baton.certs.layout import TlsLayout
+
+        layout = TlsLayout.of(state_dir)
+        return {"ca_file": str(layout.bundle), "trust_file": str(layout.trust)}
+
     def dependency_host(self, node: NodeConfig) -> str:
         return "127.0.0.1" if node.host in ("0.0.0.0", "::") else node.host

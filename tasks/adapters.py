@@ -70,9 +70,10 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     control_token(circuit.config, circuit.state_dir, create=True)  # a missing token_env variable fails here
     refuse_taken_ports(circuit, nodes)
     backends = {n: _backend_of(state, provider, n) for n in nodes}  # one state read, one provider, per host
+    tls = circuit_tls(circuit, provider, nodes)
     entries = [
         adapter_node(circuit.config, circuit.node(n), root=circuit.root, backend=backends[n],
-                     routing=(state.adapters.get(n).routing if state.adapters.get(n) else None))
+                     routing=(state.adapters.get(n).routing if state.adapters.get(n) else None), tls=tls.get(n))
         for n in nodes
     ]
     host = provider.start_host(circuit.root, circuit.state_dir, host_id,
@@ -89,6 +90,23 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
         node_state.updated_at = now_iso()
     circuit.store.save(state)
     return host.model_dump()
+
+
+def circuit_tls(circuit: Any, provider: Any, nodes: list[str]) -> dict[str, dict[str, str]]:
+    """When the circuit serves TLS: make sure the CA and every node's certificate exist and are usable (the
+    user's pair checked, in mode full), and return the files each of ``nodes`` serves."""
+    from baton.certs.circuit import circuit_names, ensure_circuit_tls, node_tls, tls_enabled
+
+    config = circuit.config
+    if not tls_enabled(config):
+        return {}
+    names = circuit_names(config, provider.tls_names(circuit.root, config))
+    ensure_circuit_tls(circuit.state_dir, config, root=circuit.root, names=names)
+    served = {}
+    for name in nodes:
+        files = node_tls(config, circuit.node(name), root=circuit.root, state_dir=circuit.state_dir)
+        served[name] = {"cert_file": str(files.cert_file), "key_file": str(files.key_file)}
+    return served
 
 
 async def _listening(session: aiohttp.ClientSession, url: str, pid: int | None) -> bool:

@@ -10,8 +10,17 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from baton.certs import CertState, fingerprint, inspect_project, load_certificates, read_pem
-from baton.certs.circuit import carry_out, circuit_names, node_tls, plan_circuit, tls_enabled, user_files
+from baton.certs import fingerprint, load_certificates, read_pem
+from baton.certs.circuit import (
+    carry_out,
+    circuit_names,
+    inventory,
+    node_tls,
+    plan_circuit,
+    remember_warnings,
+    tls_enabled,
+    unreported_warnings,
+)
 from baton.certs.layout import TlsLayout
 from baton.control import ControlError
 from baton.errors import BatonError, UsageError
@@ -190,31 +199,15 @@ def presented_fingerprint(host: str, port: int) -> str:
 
 @step("record-cert-warnings")
 async def record_cert_warnings(root: str) -> list[dict[str, Any]]:
-    """Every certificate not ``ok`` (warning, critical, expired, not yet valid) as an event in events.jsonl,
-    once per certificate and state (a certificate that stays critical is not reported every check)."""
-    import json
-
+    """Every certificate that reached warning, critical, expiry (or is not yet valid) as an event in
+    events.jsonl, once per certificate and state."""
     circuit = open_circuit(root)
-    config = circuit.config
-    tls = config.security.tls
-    layout = TlsLayout.of(circuit.state_dir)
-    users = user_files(config, circuit.root)
-    inventory = await asyncio.to_thread(inspect_project, layout, nodes=list(circuit_names(config)),
-                                        user_cert=users[0] if users else None, warning_days=tls.warning_days,
-                                        critical_days=tls.critical_days)
-    seen_file = layout.root / "warned.json"
-    try:
-        warned = json.loads(seen_file.read_text())
-    except (OSError, ValueError):
-        warned = {}
-    now_states = {c.fingerprint: c.state.value for c in inventory.certs if c.state is not CertState.OK}
+    found = await asyncio.to_thread(inventory, circuit.state_dir, circuit.config, root=circuit.root)
     reported = []
-    for cert in inventory.certs:
-        if cert.state is CertState.OK or warned.get(cert.fingerprint) == cert.state.value:
-            continue
-        reason = f"{cert.role} certificate {cert.subject} ({cert.path}): {cert.state.value}, " \
-                 f"{cert.days_left:.1f} days left (until {cert.not_after})"
-        append_event(circuit.state_dir, "certs", cert.node or str(cert.role), cert.state.value, reason)
-        reported.append({"node": cert.node, "state": cert.state.value, "reason": reason})
-    layout.write_public(seen_file, json.dumps(now_states))
+    for cert in unreported_warnings(circuit.state_dir, found.certs):
+        reason = (f"{cert.role} certificate {cert.subject} ({cert.path}): {cert.state}, {cert.days_left:.1f} days "
+                  f"left (until {cert.not_after})")
+        append_event(circuit.state_dir, "certs", cert.node or str(cert.role), str(cert.state), reason)
+        reported.append({"node": cert.node, "state": str(cert.state), "reason": reason})
+    await asyncio.to_thread(remember_warnings, circuit.state_dir, found.certs)
     return reported

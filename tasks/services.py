@@ -13,7 +13,7 @@ from baton.commands import parse_command
 from baton.errors import BatonError, UsageError
 from baton.state import ServiceSlot, now_iso, probe_address
 from baton.waiting import wait_for_async
-from baton.wiring import command_env, service_env
+from baton.wiring import command_env, service_env, trust_env
 from tasks.context import open_circuit, step
 from tasks.observe import service_answers
 from tasks.reconcile import note_live_nodes, reconcile, retire
@@ -43,7 +43,8 @@ async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     provider = circuit.provider()
     port = provider.free_port()
     host_of = {n.name: provider.dependency_host(n) for n in circuit.config.nodes}
-    env = service_env(circuit.config, spec, service_port=port, host_of=host_of)
+    env = service_env(circuit.config, spec, service_port=port, host_of=host_of,
+                      trust=trust_env(**provider.trust_files(circuit.state_dir)))
     argv = parse_command(command, command_env(circuit.config, os.environ, env))
     notes = []
     rewritten = []

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from baton.certs.authority import apply_ca_step, load_next_ca, load_or_create_ca
 from baton.certs.ingress import validate_user_pair
@@ -27,7 +28,8 @@ from baton.certs.rotation import CaStep
 from baton.config import CircuitConfig, NodeConfig, NodeRole, TLSMode
 
 __all__ = ["NodeTls", "tls_enabled", "user_served", "node_tls", "circuit_names", "user_files", "lifetime",
-           "plan_circuit", "carry_out", "ensure_circuit_tls", "write_trust", "system_roots"]
+           "plan_circuit", "carry_out", "ensure_circuit_tls", "write_trust", "system_roots", "inventory",
+           "unreported_warnings", "remember_warnings", "check_due"]
 
 _UP_STEPS = (CaStep.CREATE, CaStep.PUBLISH, CaStep.PROMOTE)  # what `up` may do to the CA (rotation is cert-check's)
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1")
@@ -183,3 +185,63 @@ def write_trust(layout: TlsLayout) -> Path:
 
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
+
+
+def inventory(state_dir: Path, config: CircuitConfig, *, root: Path, served_by: Mapping[str, Iterable[str]] | None = None,
+              now: datetime | None = None) -> Any:
+    """Every certificate of the circuit as ``baton certs status`` shows it (``served_by``: fingerprint -> the
+    adapters seen serving it)."""
+    from baton.certs.inventory import inspect_project
+
+    tls = config.security.tls
+    users = user_files(config, root)
+    return inspect_project(TlsLayout.of(state_dir), nodes=list(circuit_names(config)),
+                           user_cert=users[0] if users else None, served_by=served_by, now=now,
+                           warning_days=tls.warning_days, critical_days=tls.critical_days)
+
+
+def _warned_file(state_dir: Path) -> Path:
+    return TlsLayout.of(state_dir).root / "warned.json"
+
+
+def unreported_warnings(state_dir: Path, certificates: Iterable[Any]) -> list[Any]:
+    """Certificates not ``ok`` whose state was not reported yet (a certificate that stays critical is reported
+    once, again when it expires)."""
+    import json
+
+    try:
+        warned = json.loads(_warned_file(state_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        warned = {}
+    if not isinstance(warned, dict):
+        warned = {}
+    return [c for c in certificates if c.state.value != "ok" and warned.get(c.fingerprint) != c.state.value]
+
+
+def remember_warnings(state_dir: Path, certificates: Iterable[Any]) -> None:
+    import json
+
+    TlsLayout.of(state_dir).write_public(_warned_file(state_dir), json.dumps(
+        {c.fingerprint: c.state.value for c in certificates if c.state.value != "ok"}))
+
+
+def check_due(state_dir: Path, config: CircuitConfig, *, root: Path, served: Mapping[str, str],
+              now: datetime | None = None) -> str:
+    """Why a ``cert-check`` run is due now (empty: nothing to do, so nothing runs): a certificate to renew (with
+    ``auto_rotate``), a CA step, the user's files changed, an adapter serving another certificate than its
+    file, or a certificate whose warning state was not reported yet."""
+    if not tls_enabled(config):
+        return ""
+    names = circuit_names(config)
+    _, plan = plan_circuit(state_dir, config, root=root, names=names, served=served, now=now)
+    auto = config.security.tls.auto_rotate
+    if plan.changed_files:
+        return f"{plan.changed_files[0]} changed"
+    if plan.reload:
+        return f"{plan.reload[0]} serves another certificate than its file"
+    if auto and (plan.renew or plan.ca_step_due):
+        return plan.summary()[0]
+    warnings = unreported_warnings(state_dir, inventory(state_dir, config, root=root, now=now).certs)
+    if warnings:
+        return f"{warnings[0].role} certificate {warnings[0].node or warnings[0].subject} is {warnings[0].state}"
+    return ""

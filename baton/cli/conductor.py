@@ -119,6 +119,7 @@ class Conductor:
         self.install_signal_handlers()
         self.start_custodian()
         self.spawn(self.canary_ticker())
+        self.spawn(self.cert_ticker())
         self.spawn(self.watch_project())
         self.spawn(self.shed_when_idle())
         try:
@@ -371,6 +372,48 @@ class Conductor:
             except Exception:  # noqa: BLE001 - a failed tick is in history; the next one tries again
                 log.exception("the canary tick failed")
             seen = None  # the tick changed state (or failed): look again
+
+    async def cert_ticker(self) -> None:
+        """Serve the ``cert-check`` deployment: every ``security.tls.rotate_check_interval_s`` (or
+        ``BATON_SCHEDULE_CERT_CHECK_S``), look in-process (the TLS files, and what each adapter serves) and run
+        the flow only when something is due (:func:`baton.certs.circuit.check_due`): nothing is spawned and no
+        run recorded while nothing is."""
+        if os.environ.get("BATON_NO_SCHEDULES") == "1":
+            return
+        while True:
+            interval = 5.0  # while TLS is off (or baton.yaml is invalid): look again at the config soon
+            try:
+                config = self.project.load()
+                if config.security.tls.mode.value != "off":
+                    interval = float(os.environ.get("BATON_SCHEDULE_CERT_CHECK_S")
+                                     or config.security.tls.rotate_check_interval_s)
+                    reason = await self._cert_check_due(config)
+                    if reason:
+                        log.info("cert-check due: %s", reason)
+                        await self.prefect_ready(None)
+                        await self.flow("cert-check", {}, "schedule", None)
+            except Exception:  # noqa: BLE001 - a failed check is in history; the next one tries again
+                log.exception("the certificate check failed")
+            await asyncio.sleep(max(0.5, interval))
+
+    async def _cert_check_due(self, config: Any) -> str:
+        from baton.certs.circuit import check_due
+        from baton.control import ControlClient, ControlError
+        from baton.state import StateStore
+
+        state = await asyncio.to_thread(StateStore(self.project.state_dir).load)
+        served: dict[str, str] = {}
+        for name in (n.name for n in config.nodes if n.name in state.adapters) if state.running else ():
+            try:
+                answer = await ControlClient.for_node(config, name, timeout_s=2.0, connect_attempts=1,
+                                                      state_dir=self.project.state_dir).tls()
+            except ControlError:
+                continue
+            fingerprint = ((answer or {}).get("current") or {}).get("fingerprint_sha256")
+            if fingerprint:
+                served[name] = fingerprint
+        return await asyncio.to_thread(check_due, self.project.state_dir, config, root=Path(self.project.root),
+                                       served=served)
 
     async def watch_project(self) -> None:
         """Stop when the project is gone (``rm -rf``): its baton.yaml vanished, or the lock file this conductor

@@ -44,11 +44,13 @@ FLOWS: dict[str, str] = {
     "heal-restart": "flows.heal:heal_restart",
     "heal-mock": "flows.heal:heal_mock",
     "heal-adapter": "flows.heal_adapter:heal_adapter",
+    "cert-rotate": "flows.certs:cert_rotate",
+    "cert-check": "flows.certs:cert_check",
 }
 
 # Flows that run for long and take the project lock only around their steps (so other commands go on), and
 # that the conductor runs beside others rather than one at a time.
-SELF_LOCKING = frozenset({"route-canary", "canary-tick"})
+SELF_LOCKING = frozenset({"route-canary", "canary-tick", "cert-check"})
 
 Progress = Callable[[str], None]
 

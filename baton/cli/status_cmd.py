@@ -161,7 +161,8 @@ ESCALATED = ("mocked", "faulted")
 @click.command()
 @click.option("--check", is_flag=True, help="Exit 1 when anything is not serving: a node (adapter down, unhealthy, "
                                             "mocked or faulted by the custodian, or rewired outside Baton), the "
-                                            "conductor, the custodian or the Prefect API.")
+                                            "conductor, the custodian or the Prefect API, or a certificate is "
+                                            "critical or expired.")
 @json_option
 @click.pass_obj
 def status(obj: Any, check: bool, as_json: bool) -> None:
@@ -213,6 +214,10 @@ def status(obj: Any, check: bool, as_json: bool) -> None:
 
     emit(as_json, payload, human)
     problems = check_problems(payload) if check else []
+    if check and payload["running"]:
+        from baton.cli.certs_cmd import certificate_problems
+
+        problems += certificate_problems(obj.project())
     if problems:
         click.echo("error: not everything is serving: " + "; ".join(problems) + ". See `baton watch` and `baton logs`; "
                    "`baton up` starts what is missing.", err=True)
