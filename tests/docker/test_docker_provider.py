@@ -90,3 +90,36 @@ def test_deploy_build_builds_and_slots_registered_services(docker_client, adapte
         run_baton("teardown", cwd=project, timeout=300)
         run_baton("down", "--all", cwd=project, timeout=120)
     assert docker_client.containers.list(all=True, filters={"label": "baton.circuit=built"}) == []
+
+
+def test_a_tls_circuit_on_docker_serves_the_circuit_ca_from_every_container(docker_client, adapter_image,
+                                                                            prefect_api, tmp_path: Path) -> None:
+    import subprocess
+
+    project = tmp_path / "tlsdock"
+    ok(run_baton("init", str(project)))
+    try:
+        wire_quickstart(project)
+        with (project / "baton.yaml").open("a") as handle:
+            handle.write("security:\n  tls:\n    mode: circuit\n")
+        ok(run_baton("deploy", "--provider", "docker", cwd=project, timeout=300))
+        ca = project / ".baton" / "tls" / "ca-bundle.pem"
+        report = ok(run_baton("certs", "status", "--json", cwd=project)).json()
+        served = {c["node"]: c for c in report["certificates"] if c["role"] == "node"}
+        for name, node in nodes(project).items():
+            port = node["port"]
+            answer = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", str(ca), "--resolve",
+                                     f"{name}:{port}:127.0.0.1", f"https://{name}:{port}/", "-o", "/dev/null",
+                                     "-w", "%{http_code}"], capture_output=True, text=True, timeout=30)
+            assert answer.returncode == 0 and answer.stdout == "200", (name, answer.stderr)
+            assert served[name]["served_by"] == [name]
+            container = docker_client.containers.list(filters={"label": [f"baton.circuit=tlsdock",
+                                                                         f"baton.node={name}"]})[0]
+            assert container.name in served[name]["sans"]  # reachable by its container name too
+            mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+            assert mounts["/etc/baton/tls/key.pem"]["RW"] is False and mounts["/etc/baton/tls/cert.pem"]["RW"] is False
+        rotated = ok(run_baton("certs", "rotate", "--json", cwd=project, timeout=120)).json()
+        assert sorted(rotated["verified"]) == ["api", "gateway", "stripe"]
+    finally:
+        run_baton("teardown", cwd=project, timeout=300)
+        run_baton("down", "--all", cwd=project, timeout=120)
