@@ -49,8 +49,9 @@ def _project_root(root: str) -> str:
 
 
 @flow(name="cert-check", flow_run_name="cert-check")
-async def cert_check(root: str = "") -> dict[str, Any]:
-    """What is due, done; warnings recorded. Takes the project lock (a scheduled run waits for a command)."""
+async def cert_check(root: str = "", reason: str = "") -> dict[str, Any]:
+    """What is due, done; warnings recorded. Takes the project lock (a scheduled run waits for a command).
+    ``reason``: why the conductor found it due (shown in ``baton history``)."""
     root = _project_root(root)
     config = open_circuit(root).config
     await label_run(root, "cert-check", [])

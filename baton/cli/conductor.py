@@ -391,7 +391,7 @@ class Conductor:
                     if reason:
                         log.info("cert-check due: %s", reason)
                         await self.prefect_ready(None)
-                        await self.flow("cert-check", {}, "schedule", None)
+                        await self.flow("cert-check", {"reason": reason}, "schedule", None)
             except Exception:  # noqa: BLE001 - a failed check is in history; the next one tries again
                 log.exception("the certificate check failed")
             await asyncio.sleep(max(0.5, interval))

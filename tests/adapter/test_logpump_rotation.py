@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,11 +69,16 @@ def test_a_removed_log_is_started_again_and_a_long_line_is_cut(tmp_path: Path) -
                f"while os.path.exists({str(out)!r}):\n    time.sleep(0.02)\n"
                "time.sleep(1.2)\nprint('y' * 200000, flush=True)\nprint('last', flush=True)\n")
     pump = subprocess.Popen([*PUMP, "--node", "api", "--out", str(out), "--", sys.executable, "-c", service],
-                            stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: out.exists() and "first" in out.read_text(), timeout_s=10,
-             timeout_error="the pump wrote nothing")
-    out.unlink()
-    _, err = pump.communicate(timeout=30)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: out.exists() and "first" in out.read_text(), timeout_s=10,
+                 timeout_error="the pump wrote nothing")
+        out.unlink()
+        _, err = pump.communicate(timeout=30)
+    finally:  # the pump and its service, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pump.pid, signal.SIGKILL)
+        pump.wait(timeout=10)
     assert pump.returncode == 0 and "Traceback" not in err, err
     records = _records(out)
     assert [len(r["message"]) for r in records] == [65536, 65536, 65536, 200000 - 3 * 65536, 4]

@@ -240,7 +240,7 @@ def test_full_mode_serves_the_users_certificate_on_the_ingress(tmp_path: Path) -
         run_baton("down", "--all", cwd=project, timeout=120)
 
 
-@pytest.mark.parametrize("case", ["mismatched key", "expired", "not yet valid", "missing", "not PEM"])
+@pytest.mark.parametrize("case", ["mismatched key", "expired", "not yet valid", "missing", "not PEM", "broken chain"])
 def test_a_bad_ingress_certificate_is_one_sentence_and_nothing_starts(tmp_path: Path, case: str) -> None:
     project = _circuit(tmp_path, FULL)
     certs = project / "certs"
@@ -257,6 +257,10 @@ def test_a_bad_ingress_certificate_is_one_sentence_and_nothing_starts(tmp_path: 
         (certs / "server.pem").unlink()
     elif case == "not PEM":
         (certs / "server.pem").write_bytes(b"\x00\xffnot a certificate\n")
+    elif case == "broken chain":  # an intermediate after the leaf that did not sign it
+        stranger = make_cert("Stranger CA", ca=True, days=365)
+        with (certs / "server.pem").open("ab") as handle:
+            handle.write(stranger.cert_pem)
     try:
         result = run_baton("up", "--mock", cwd=project, timeout=180)
         assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
