@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from baton.cli.certs_cmd import certs
+from baton.cli.ci_cmd import ci
 from baton.cli.deploy_cmd import deploy, deploy_status, teardown
 from baton.cli.export_cmd import export
 from baton.cli.heal_cmd import heal, watch
@@ -68,7 +69,7 @@ cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
 for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
-                 deploy_status, watch, heal, server, ui, certs):
+                 deploy_status, watch, heal, server, ui, certs, ci):
     cli.add_command(_command)
 
 
