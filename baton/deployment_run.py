@@ -11,13 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime, timedelta
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.filters import DeploymentFilter, FlowFilter, FlowFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    FlowFilter,
+    FlowFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    LogFilterTimestamp,
+    TaskRunFilter,
+    TaskRunFilterId,
+)
 from prefect.client.schemas.sorting import LogSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from pydantic import BaseModel, Field
@@ -97,7 +107,7 @@ async def _resolve(client: PrefectClient, name: str) -> tuple[str, Any]:
                              "give it as FLOW/DEPLOYMENT.")
     known = await _known_deployments(client)
     listed = ", ".join(known) if known else "none: register them with `baton ci register`"
-    raise UsageError(f"no deployment named {name!r} on {client.api_url}; the server knows {listed}.")
+    raise UsageError(f"no deployment named {name!r} on {str(client.api_url).rstrip('/')}; the server knows {listed}.")
 
 
 def _check_params(full_name: str, deployment: Any, params: dict[str, Any]) -> None:
@@ -108,35 +118,87 @@ def _check_params(full_name: str, deployment: Any, params: dict[str, Any]) -> No
                          f"{', '.join(sorted(accepted))}.")
 
 
-def _ui_url(client: PrefectClient, run_id: UUID) -> str:
+def _ui_url(run_id: UUID) -> str:
     from prefect.settings import PREFECT_UI_URL
 
     base = PREFECT_UI_URL.value()
     return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else ""
 
 
+def _first_line(message: str) -> str:
+    """A log message as one line: a traceback stays on the server (the run's page shows it)."""
+    lines = message.strip().splitlines() or [""]
+    return lines[0] + (f" (+{len(lines) - 1} lines on the server)" if len(lines) > 1 else "")
+
+
 class _LogTail:
-    """The run's log lines not yet shown, oldest first (Prefect ships them in batches, late)."""
+    """The run's log lines not yet shown. Prefect ships logs in batches, late and out of timestamp order, so
+    lines are told apart by id, reading again from a while before the newest one seen."""
+
+    PAGE = 200
+    LATE = timedelta(seconds=60)
 
     def __init__(self, client: PrefectClient, run_id: UUID) -> None:
-        self.client, self.run_id, self.seen = client, run_id, 0
+        self.client, self.run_id = client, run_id
+        self.seen: set[UUID] = set()
+        self.newest: datetime | None = None
+        self.task_names: dict[UUID, str] = {}
+        self.flow_finished = False  # the engine's own last line ("Finished in state ...") has arrived
+
+    async def _fresh(self) -> list[Any]:
+        since = LogFilterTimestamp(after_=self.newest - self.LATE) if self.newest else None
+        query = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.run_id]), timestamp=since)
+        fresh, offset = [], 0
+        while True:
+            page = await self.client.read_logs(log_filter=query, offset=offset, limit=self.PAGE,
+                                               sort=LogSort.TIMESTAMP_ASC)
+            fresh += [log for log in page if log.id not in self.seen]
+            if len(page) < self.PAGE:
+                return fresh
+            offset += self.PAGE
 
     async def new_lines(self) -> list[str]:
-        logs = await self.client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.run_id])),
-                                           offset=self.seen, limit=200, sort=LogSort.TIMESTAMP_ASC)
-        self.seen += len(logs)
-        return [log.message for log in logs if log.level >= 20]
+        logs = await self._fresh()
+        self.seen.update(log.id for log in logs)
+        self.newest = max([self.newest, *(log.timestamp for log in logs)] if self.newest else
+                          [log.timestamp for log in logs], default=None)
+        self.flow_finished |= any(log.task_run_id is None and log.message.startswith("Finished in state")
+                                  for log in logs)
+        shown = [log for log in logs if log.level >= 20]
+        await self._learn_task_names({log.task_run_id for log in shown if log.task_run_id} - set(self.task_names))
+        return [(f"{self.task_names[log.task_run_id]}: " if log.task_run_id else "") + _first_line(log.message)
+                for log in shown]
+
+    async def _learn_task_names(self, ids: set[UUID]) -> None:
+        if not ids:
+            return
+        runs = await self.client.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=list(ids))))
+        self.task_names.update({run.id: run.name.rsplit("-", 1)[0] for run in runs})
+        self.task_names.update({i: "task" for i in ids - set(self.task_names)})
+
+
+async def _drain(tail: _LogTail, poll_s: float, say: Sink, limit_s: float = 5.0) -> None:
+    """The lines shipped after the final state, up to the engine's "Finished in state" (a crashed run never
+    logs it: then for ``limit_s`` at most)."""
+    deadline = time.monotonic() + limit_s
+    while not tail.flow_finished and time.monotonic() < deadline:
+        await asyncio.sleep(min(poll_s, 0.5))
+        for line in await tail.new_lines():
+            say(f"  | {line}")
 
 
 async def _follow(client: PrefectClient, run: Any, timeout_s: float, poll_s: float, started: float,
                   say: Sink, logs: bool) -> tuple[Any, bool]:
     """Poll the run until a final state (or the timeout), saying each state change and each new log line."""
     tail = _LogTail(client, run.id) if logs else None
-    last = None
+    last, name = None, run.name
     deadline = started + timeout_s
     while True:
         run = await client.read_flow_run(run.id)
         state = run.state
+        if run.name != name:  # the flow names its run when it starts (flow_run_name)
+            name = run.name
+            say(f"flow run {run.id} is named {name}")
         label = (state.name, state.message) if state else ("Unknown", "")
         if label != last:
             last = label
@@ -146,6 +208,8 @@ async def _follow(client: PrefectClient, run: Any, timeout_s: float, poll_s: flo
             for line in await tail.new_lines():
                 say(f"  | {line}")
         if state is not None and state.is_final():
+            if tail is not None:
+                await _drain(tail, poll_s, say)
             return run, False
         if time.monotonic() >= deadline:
             return run, True
@@ -176,7 +240,7 @@ async def _run(name: str, params: dict[str, Any], *, timeout_s: float, poll_s: f
         return RunOutcome(deployment=full_name, flow_run_id=str(run.id), flow_run_name=run.name,
                           state=state.name if state else "Unknown", state_type=state.type.value if state else "UNKNOWN",
                           message=message, timed_out=timed_out, elapsed_s=round(time.monotonic() - started, 2),
-                          parameters=params, ui_url=_ui_url(client, run.id))
+                          parameters=params, ui_url=_ui_url(run.id))
 
 
 def run_deployment_and_wait(name: str, params: dict[str, Any], *, timeout_s: float = 1800.0, poll_s: float = 1.0,
