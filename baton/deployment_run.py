@@ -235,8 +235,8 @@ async def _run(name: str, params: dict[str, Any], *, timeout_s: float, poll_s: f
         state = run.state
         message = (state.message or "") if state else ""
         if timed_out:
-            message = (f"the run is still {state.name if state else 'unknown'} after {timeout_s:g} s; it goes on on "
-                       f"the server: cancel it with `prefect flow-run cancel {run.id}` if it must not")
+            message = (f"is still {state.name if state else 'unknown'} after {timeout_s:g} s; it goes on on the "
+                       f"server: cancel it with `prefect flow-run cancel {run.id}` if it must not")
         return RunOutcome(deployment=full_name, flow_run_id=str(run.id), flow_run_name=run.name,
                           state=state.name if state else "Unknown", state_type=state.type.value if state else "UNKNOWN",
                           message=message, timed_out=timed_out, elapsed_s=round(time.monotonic() - started, 2),

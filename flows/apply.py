@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -11,14 +12,32 @@ from flows.swap import swap
 from flows.up import up
 from tasks.adapters import set_routing, start_adapter_host, wait_adapters_ready
 from tasks.apply import plan_circuit, restart_adapter_host, stop_adapter_host, stop_node_services
+from tasks.audit import label_run
 from tasks.circuit import circuit_nodes, current_service, extra_versions
 from tasks.services import record_routing
 
 __all__ = ["apply"]
 
 
-@flow(name="apply", flow_run_name="apply-{circuit}")
+def _run_name() -> str:
+    """``apply-<circuit>``; a deployment run (CI) passes no circuit: its name comes from baton.yaml."""
+    from prefect.runtime import flow_run
+
+    from baton.project import Project
+
+    params = flow_run.parameters
+    circuit = params.get("circuit") or ""
+    if not circuit:
+        try:
+            circuit = Project.at(Path(params.get("root") or ".")).load().name
+        except Exception:  # noqa: BLE001 - a bad baton.yaml fails in the flow itself, with its message
+            circuit = Path(params.get("root") or ".").resolve().name
+    return f"apply-{circuit}"
+
+
+@flow(name="apply", flow_run_name=_run_name)
 async def apply(root: str, circuit: str = "", dry_run: bool = False, timeout_s: float = 30.0) -> dict[str, Any]:
+    await label_run(root, "apply", [])  # a deployment run (CI) gets the tags `baton history` finds it by
     plan = await plan_circuit(root)
     if dry_run:
         return {"circuit": circuit, "dry_run": True, "plan": plan, "applied": []}

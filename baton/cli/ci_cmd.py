@@ -62,9 +62,12 @@ def trigger(deployment: str, params: tuple[str, ...], timeout_s: float, poll_s: 
 
     emit(as_json, outcome.model_dump(), human)
     if not outcome.succeeded:
-        reason = outcome.message or "no message"
-        click.echo(f"error: {outcome.deployment}: flow run {outcome.flow_run_name} ended {outcome.state} after "
-                   f"{outcome.elapsed_s:.1f} s: {reason}", err=True)
+        run = f"{outcome.deployment}: flow run {outcome.flow_run_name}"
+        if outcome.timed_out:
+            click.echo(f"error: {run} {outcome.message}.", err=True)
+        else:
+            click.echo(f"error: {run} ended {outcome.state} after {outcome.elapsed_s:.1f} s: "
+                       f"{outcome.message or 'the run gave no reason'}", err=True)
         raise click.exceptions.Exit(1)
 
 

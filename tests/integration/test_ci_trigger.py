@@ -110,12 +110,14 @@ def test_a_ci_triggered_apply_converges_the_circuit_and_a_failed_run_fails_the_j
     lines = done.stderr.splitlines()
     assert lines[0].startswith("[") and "triggered apply/apply" in lines[0] and pool in lines[0], done.stderr
     states = [line.split("] ", 1)[1] for line in lines if "] " in line and "|" not in line.split("] ", 1)[1]]
-    print(done.stderr)
     assert "Running" in states and states[-1] == "Completed", done.stderr
     search = nodes(project)["search"]
     assert search["state"] == "mock" and search["health"] == "healthy", search
 
-    # the run is Prefect's record: the server holds it, Completed, with the job's tag
+    # the run is Prefect's record: the server holds it, Completed, with the job's tag; the project's history too
+    assert outcome["flow_run_name"] == "apply-shop"
+    runs = ok(run_baton("history", "--action", "apply", "--json", cwd=project)).json()["runs"]
+    assert [(r["name"], r["state"], r["actor"]) for r in runs] == [("apply-shop", "Completed", "ci")], runs
     shown = subprocess.run([PREFECT, "flow-run", "inspect", outcome["flow_run_id"]], capture_output=True, text=True,
                            env={**os.environ, **ci_env, "COLUMNS": "200"}, timeout=60)
     assert "COMPLETED" in shown.stdout and "commit:abc123" in shown.stdout, shown.stdout[-2000:]
@@ -124,8 +126,9 @@ def test_a_ci_triggered_apply_converges_the_circuit_and_a_failed_run_fails_the_j
     failed = trigger("apply/apply", "--timeout", "300", "--poll", "0.5", env=ci_env)
     assert failed.code == 1, (failed.stdout, failed.stderr)
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: apply/apply: flow run ") and " ended Failed after " in last, failed.stderr
-    assert "baton.yaml" in last and "Traceback" not in failed.stderr, failed.stderr
+    assert last.startswith("error: apply/apply: flow run apply-shop ended Failed after "), failed.stderr
+    assert 'ConfigError: baton.yaml line' in last and 'duplicate key "edges"' in last, last
+    assert "Traceback" not in failed.stderr, failed.stderr
 
 
 def test_bad_input_is_refused_in_one_sentence(pool: str, ci_env: dict[str, str]) -> None:
@@ -144,3 +147,16 @@ def test_bad_input_is_refused_in_one_sentence(pool: str, ci_env: dict[str, str])
     gone = trigger("apply/apply", env={**ci_env, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert gone.code == 1 and "cannot reach the Prefect API at http://127.0.0.1:9/api" in gone.stderr
     assert "Traceback" not in unknown.stderr + wrong.stderr + unset.stderr + gone.stderr
+
+
+def test_a_run_no_worker_takes_times_out_and_says_how_to_cancel_it(pool: str, ci_env: dict[str, str]) -> None:
+    waited = trigger("apply/apply", "--timeout", "2", "--poll", "0.2", "--json", env=ci_env)
+    assert waited.code == 1 and waited.json()["timed_out"] and waited.json()["state"] == "Scheduled", waited
+    last = waited.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: apply/apply: flow run ") and last.endswith(" if it must not.")
+    assert " is still Scheduled after 2 s; it goes on on the server: cancel it with `" in last, last
+    cancel = last.split("`")[1]
+    assert cancel == f"prefect flow-run cancel {waited.json()['flow_run_id']}"
+    done = subprocess.run(cancel.split(), capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **ci_env, "PATH": f"{Path(PREFECT).parent}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stdout + done.stderr
