@@ -122,8 +122,13 @@ def test_a_ci_triggered_apply_converges_the_circuit_and_a_failed_run_fails_the_j
                            env={**os.environ, **ci_env, "COLUMNS": "200"}, timeout=60)
     assert "COMPLETED" in shown.stdout and "commit:abc123" in shown.stdout, shown.stdout[-2000:]
 
-    (project / "baton.yaml").write_text((project / "baton.yaml").read_text() + "\nedges:\n  - {from: api, to: ghost}\n")
-    failed = trigger("apply/apply", "--timeout", "300", "--poll", "0.5", env=ci_env)
+    config = project / "baton.yaml"
+    valid = config.read_text()
+    config.write_text(valid + "\nedges:\n  - {from: api, to: ghost}\n")
+    try:
+        failed = trigger("apply/apply", "--timeout", "300", "--poll", "0.5", env=ci_env)
+    finally:  # `down --all` needs a valid baton.yaml to stop what this test started
+        config.write_text(valid)
     assert failed.code == 1, (failed.stdout, failed.stderr)
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: apply/apply: flow run apply-shop ended Failed after "), failed.stderr
