@@ -12,12 +12,13 @@ SHOP_PORTS = (8001, 8002, 8003, 8004)
 
 
 def free_base() -> int:
-    """A base port whose four node ports and their derived management ports (+10000) are all free."""
+    """A base port whose four node ports and their derived management ports (+10000) are all free, all below
+    the kernel's ephemeral range (32768 and up), so no client socket takes one between now and the deploy."""
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        base = random.randrange(20000, 22700)
         if all(port_free(base + i) and port_free(base + i + 10000) for i in range(4)):
             return base
-    raise AssertionError("no four free ports in a row between 20000 and 44000")
+    raise AssertionError("no four free ports in a row between 20000 and 22700 (and +10000)")
 
 
 def copy_shop(target: Path, *, name: str | None = None) -> dict[int, int]:

@@ -22,12 +22,33 @@ ENV = {"BATON_ADAPTER_IMAGE": f"{FRESH}-adapter:latest", "BATON_BASE_PREFIX": FR
 
 
 def _fresh_images(client) -> list:
-    return [i for i in client.images.list() if any(t.startswith(FRESH) for t in i.tags)]
+    return [i for i in client.images.list() if any(FRESH in t for t in i.tags)]
+
+
+def _remove_images(client, marker: str) -> None:
+    """Remove the images tagged with ``marker`` and the untagged ones built on them (a multi-stage build's
+    first stage), children first; an image tagged otherwise is never touched."""
+    images = client.images.list(all=True)
+    ours = {i.id for i in images if any(marker in t for t in i.tags)}
+    children: dict[str, list] = {}
+    for image in images:
+        children.setdefault(image.attrs.get("Parent") or "", []).append(image)
+
+    def remove(image_id: str) -> None:
+        for child in children.get(image_id, []):
+            if not child.tags or any(marker in t for t in child.tags):
+                remove(child.id)
+        try:
+            client.images.remove(image_id, force=True)
+        except Exception:  # noqa: BLE001 - gone already, or still used by something not ours: leave it
+            pass
+
+    for image_id in ours:
+        remove(image_id)
 
 
 def _remove_fresh_images(client) -> None:
-    for image in _fresh_images(client):
-        client.images.remove(image.id, force=True)
+    _remove_images(client, FRESH)
 
 
 def test_deploy_build_from_no_images_serves_and_teardown_leaves_nothing(docker_client, prefect_api,
@@ -47,7 +68,7 @@ def test_deploy_build_from_no_images_serves_and_teardown_leaves_nothing(docker_c
         assert deployed.code == 0, deployed.stderr[-3000:]
         print(f"deploy --build from no images: {seconds:.1f} s")
         assert f"built the adapter image {FRESH}-adapter:latest" in deployed.stdout
-        assert f"built {FRESH}-users:" in deployed.stdout and "slotted" in deployed.stdout
+        assert f"built baton-{FRESH}-users:" in deployed.stdout and "slotted" in deployed.stdout
         # the long steps said where they were, with their elapsed time
         assert "ensure-adapter-image: [" in deployed.stderr and "debootstrap" in deployed.stderr
         assert get_json(f"http://127.0.0.1:{ports[8001]}/") is not None  # through the ingress
@@ -101,3 +122,4 @@ def test_a_service_bound_to_loopback_in_its_container_is_told_so(docker_client, 
     finally:
         run_baton("teardown", cwd=project, timeout=300)
         run_baton("down", "--all", cwd=project, timeout=120)
+        _remove_images(docker_client, "baton-i15loop-users")
