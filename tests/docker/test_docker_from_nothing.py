@@ -13,6 +13,7 @@ import pytest
 
 from baton_cli import get_json, ok, run_baton
 from shop import copy_shop
+from test_service_images import registry  # noqa: F401 - the loopback registry fixture
 
 pytestmark = pytest.mark.docker
 
@@ -123,3 +124,31 @@ def test_a_service_bound_to_loopback_in_its_container_is_told_so(docker_client, 
         run_baton("teardown", cwd=project, timeout=300)
         run_baton("down", "--all", cwd=project, timeout=120)
         _remove_images(docker_client, "baton-i15loop-users")
+
+
+def test_a_published_adapter_image_is_pulled_when_its_registry_answers(docker_client, adapter_image, registry,
+                                                                       monkeypatch) -> None:
+    import baton_adapter
+
+    from baton.images.adapter import ensure_adapter_image
+
+    repository, version = f"{registry}/baton-adapter", baton_adapter.__version__
+    published = f"{repository}:{version}"
+    docker_client.images.get(adapter_image.digest_tag).tag(repository, version)
+    try:
+        for line in docker_client.images.push(repository, tag=version, stream=True, decode=True):
+            assert "error" not in line, line
+        docker_client.images.remove(published)  # only the tag: the registry must now serve it
+        monkeypatch.setenv("BATON_ADAPTER_REGISTRY", registry)
+        monkeypatch.setenv("BATON_ADAPTER_IMAGE", "batoni15pulled-adapter:latest")
+        lines: list[str] = []
+        result = ensure_adapter_image(docker_client, progress=lines.append)
+        assert result["action"] == "pulled" and result["source"] == published, (result, lines)
+        assert docker_client.images.get("batoni15pulled-adapter:latest").id == adapter_image.image_id
+        assert ensure_adapter_image(docker_client)["action"] == "present"
+    finally:
+        for tag in ("batoni15pulled-adapter:latest", published):  # tags only: the image stays for other tests
+            try:
+                docker_client.images.remove(tag)
+            except Exception:  # noqa: BLE001 - never made
+                pass
