@@ -62,10 +62,13 @@ def trust_env(ca_file: str, trust_file: str) -> dict[str, str]:
 
 
 def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
-                host_of: Mapping[str, str] | None = None, trust: Mapping[str, str] | None = None) -> dict[str, str]:
+                host_of: Mapping[str, str] | None = None, trust: Mapping[str, str] | None = None,
+                service_host: str = "127.0.0.1") -> dict[str, str]:
     """The environment a slotted service is started with (names as in the original Baton); ``trust``: the
-    CA files where the service reads them (:func:`trust_env`), when the circuit serves TLS."""
+    CA files where the service reads them (:func:`trust_env`), when the circuit serves TLS; ``service_host``
+    the address it binds (``BATON_SERVICE_HOST``: loopback for a process, ``0.0.0.0`` in a container)."""
     return {
+        "BATON_SERVICE_HOST": service_host,
         "BATON_SERVICE_PORT": str(service_port),
         "BATON_NODE_NAME": node.name,
         "BATON_CONTROL_PORT": str(node.management_port),

@@ -24,11 +24,12 @@ from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
 from baton.control import GENERATED_TOKEN_ENV, control_token, token_env
 from baton.errors import BatonError, UsageError
+from baton.images.adapter import adapter_image_name
 from baton.state import AdapterHost, ServiceSlot, now_iso
 
 __all__ = ["DockerProvider", "ADAPTER_IMAGE", "TOKEN_ENV", "project_label"]
 
-ADAPTER_IMAGE = os.environ.get("BATON_ADAPTER_IMAGE", "baton-adapter:latest")
+ADAPTER_IMAGE = adapter_image_name()  # as at import; start_host reads the environment again
 TOKEN_ENV = GENERATED_TOKEN_ENV
 SERVICE_PORT = 8080  # what service images listen on inside their container (see dockerfiles/)
 CONTAINER_PROJECT = "/project"
@@ -88,7 +89,10 @@ class DockerProvider:
             container.stop(timeout=10)
         except docker.errors.APIError:
             pass
-        container.remove(force=True)
+        try:
+            container.remove(force=True, v=True)  # with its anonymous volumes
+        except docker.errors.NotFound:
+            pass
         return True
 
     def _running(self, name: str) -> bool:
@@ -99,16 +103,43 @@ class DockerProvider:
         except docker.errors.NotFound:
             return False
 
+    def inventory(self, root: Path) -> dict[str, list[str]]:
+        """What of this project exists on the engine: containers, networks and volumes (labelled ones, and those
+        its containers mount)."""
+        label = f"baton.project={project_label(root)}"
+        containers = self.client.containers.list(all=True, filters={"label": label})
+        volumes = {m["Name"] for c in containers for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"}
+        volumes |= {v.name for v in self.client.volumes.list(filters={"label": label})}
+        return {"containers": sorted(c.name for c in containers),
+                "networks": sorted(n.name for n in self.client.networks.list(filters={"label": label})),
+                "volumes": sorted(volumes)}
+
+    def sweep(self, root: Path) -> None:
+        """Remove whatever of this project is left on the engine (a command cut short, a host state forgot)."""
+        import docker.errors
+
+        label = f"baton.project={project_label(root)}"
+        for container in self.client.containers.list(all=True, filters={"label": label}):
+            self._remove(container.name)
+        for network in self.client.networks.list(filters={"label": label}):
+            self._prune_network(network.name)
+        for volume in self.client.volumes.list(filters={"label": label}):
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError:
+                pass
+
     # -- adapters -----------------------------------------------------------------------------------------
 
     def start_host(self, root: Path, state_dir: Path, host_id: str, adapter_config: Mapping[str, Any]) -> AdapterHost:
         import docker.errors
 
+        image = adapter_image_name()
         try:
-            self.client.images.get(ADAPTER_IMAGE)
+            self.client.images.get(image)
         except docker.errors.ImageNotFound:
-            raise UsageError(f"the adapter image {ADAPTER_IMAGE} is not built here; run `baton image adapter` "
-                             "(or `baton image adapter --offline` on a machine that cannot pull).") from None
+            raise UsageError(f"the adapter image {image} is not built here; deploy with `--build`, or run "
+                             "`baton image adapter` (`--offline` on a machine that cannot pull).") from None
         config = self._config(root)
         circuit = config.name
         token_env_name = token_env(config)
@@ -137,7 +168,7 @@ class DockerProvider:
             self._remove(name)
             env = {token_env_name: token}
             container = self.client.containers.create(
-                ADAPTER_IMAGE,
+                image,
                 name=name,
                 network=network,
                 labels=self._labels(root, circuit, node["name"], "adapter"),
@@ -236,7 +267,8 @@ class DockerProvider:
         circuit = self._circuit(root)
         network = self._network(root, circuit)
         name = f"baton-{_slug(circuit)}-{node.name}-svc-{port}"
-        environment = {**env, "BATON_SERVICE_PORT": str(SERVICE_PORT), "PORT": str(SERVICE_PORT)}
+        environment = {**env, "BATON_SERVICE_PORT": str(SERVICE_PORT), "PORT": str(SERVICE_PORT),
+                       "BATON_SERVICE_HOST": "0.0.0.0"}  # reachable from the adapter's container
         self._remove(name)
         try:
             self.client.containers.run(
@@ -270,6 +302,30 @@ class DockerProvider:
     def stop_service(self, slot: ServiceSlot) -> bool:
         return bool(slot.container) and self._remove(slot.container)
 
+    def service_listen_problem(self, slot: ServiceSlot) -> str | None:
+        """Why a running service cannot be reached although it listens: bound to loopback inside its container
+        (read from the container's ``/proc/net/tcp*``); None when that is not the case or cannot be told."""
+        import docker.errors
+
+        from providers.listening import listeners, loopback_only
+
+        if not slot.container:
+            return None
+        try:
+            container = self.client.containers.get(slot.container)
+            pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+            tables = _proc_tables(pid) if pid else None
+            if tables is None:  # not on the engine's host: ask inside the container
+                result = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+                tables = [result.output.decode(errors="replace")] if result.exit_code in (0, 1) else []
+        except (docker.errors.APIError, ValueError):
+            return None
+        bound = loopback_only(listeners(tables), slot.port)
+        if bound is None:
+            return None
+        return (f"the service listens on {bound}:{slot.port} inside its container, which nothing outside the "
+                "container can reach; bind $BATON_SERVICE_HOST (0.0.0.0 in containers) instead of loopback.")
+
     def service_alive(self, slot: ServiceSlot) -> bool:
         return bool(slot.container) and self._running(slot.container)
 
@@ -292,6 +348,19 @@ class DockerProvider:
 
     def dependency_host(self, node: NodeConfig) -> str:
         return node.name  # the adapter container's hostname on the circuit's network
+
+
+def _proc_tables(pid: int) -> list[str] | None:
+    """The container's TCP tables through its main process, when the engine runs on this host (as root)."""
+    tables = []
+    for name in ("tcp", "tcp6"):
+        try:
+            tables.append(Path(f"/proc/{pid}/net/{name}").read_text())
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return tables or None
 
 
 def _tls_mounts(state_dir: Path, node: str, tls: Mapping[str, str]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:

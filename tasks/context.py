@@ -21,7 +21,7 @@ from baton.project import STATE_DIRNAME, Project, enter_in_thread
 from baton.state import CircuitState, StateStore
 from providers import Provider, get_provider
 
-__all__ = ["Circuit", "open_circuit", "project_locked", "retry_transient", "step"]
+__all__ = ["Circuit", "open_circuit", "progress_lines", "project_locked", "retry_transient", "step"]
 
 
 @dataclass
@@ -92,6 +92,20 @@ def retry_transient(task: object, task_run: object, state: object) -> bool:
     if isinstance(exc, ControlUnreachable):
         return True
     return not isinstance(exc, BatonError)
+
+
+def progress_lines() -> Any:
+    """A ``progress(line)`` callable for a long step: each line goes to the run's log with the seconds since the
+    step began, marked ``baton_progress`` so the CLI shows it as it happens (see ``baton.cli.flowrun``)."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        logger.info("[%5.1f s] %s", time.monotonic() - started, line, extra={"baton_progress": True})
+
+    return progress
 
 
 FAULT_ENV = "BATON_FAULT_PAUSE_AFTER"

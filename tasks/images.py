@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tasks.context import step
+from tasks.context import progress_lines, step
 
-__all__ = ["build_adapter_image", "build_service_image", "push_image"]
+__all__ = ["build_adapter_image", "ensure_adapter_image", "build_service_image", "push_image"]
 
 
 @step("build-adapter-image", retries=1, retry_delay_seconds=2)
@@ -16,15 +16,29 @@ async def build_adapter_image(offline: bool, base_image: str | None = None) -> d
     import docker
 
     from baton.images.adapter import build_adapter_image as build
-    from prefect import get_run_logger
 
-    logger = get_run_logger()
+    progress = progress_lines()
     client = docker.from_env()
     try:
-        image = await asyncio.to_thread(build, client, offline=offline, base_image=base_image, progress=logger.info)
+        image = await asyncio.to_thread(build, client, offline=offline, base_image=base_image, progress=progress)
     finally:
         client.close()
     return image.to_json()
+
+
+@step("ensure-adapter-image", retries=0)
+async def ensure_adapter_image(offline: bool = False) -> dict[str, Any]:
+    """Make the adapter image the docker provider runs exist: present, pulled (a published tag) or built."""
+    import docker
+
+    from baton.images.adapter import ensure_adapter_image as ensure
+
+    progress = progress_lines()
+    client = docker.from_env()
+    try:
+        return await asyncio.to_thread(ensure, client, offline=offline, progress=progress)
+    finally:
+        client.close()
 
 
 @step("build-service-image", retries=0)
@@ -37,16 +51,15 @@ async def build_service_image(root: str, node: str, path: str, offline: bool,
 
     from baton.images.service import build_service_image as build
     from baton.images.service import record_image, repository_for
-    from prefect import get_run_logger
     from tasks.context import open_circuit
 
     circuit = open_circuit(root)
-    logger = get_run_logger()
+    progress = progress_lines()
     client = docker.from_env()
     try:
         image = await asyncio.to_thread(build, client, Path(path), name=node,
                                         repository=repository_for(circuit.config.name, node), offline=offline,
-                                        base_image=base_image, progress=logger.info)
+                                        base_image=base_image, progress=progress)
     finally:
         client.close()
     record_image(circuit.state_dir, image)

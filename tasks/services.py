@@ -101,11 +101,16 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
     host, port = probe_address(service)
     started = time.monotonic()
 
+    listen_problem = getattr(provider, "service_listen_problem", None)  # optional: providers with containers
+
     def exited() -> None:
         if not provider.service_alive(service):
             tail = provider.service_log_tail(circuit.state_dir, node, service)
             raise ServiceNotReady(f"the service for {node} exited before it was ready ({tail or 'no output'}); "
                                   f"see `baton logs --node {node}`.")
+        problem = listen_problem(service) if listen_problem else None
+        if problem:  # it will never answer from outside: say why now rather than at the deadline
+            raise ServiceNotReady(f"the service for {node} cannot be reached: {problem}")
 
     await wait_for_async(lambda: service_answers(host, port, health_path, http), timeout_s=timeout_s, abort=exited,
                          timeout_error=lambda: ServiceNotReady(

@@ -14,8 +14,9 @@ __all__ = ["deploy", "teardown", "deploy_status"]
 
 @click.command()
 @click.option("--provider", default="local", show_default=True, help="Where to run: local or docker.")
-@click.option("--build", is_flag=True, help="Build every registered service's image first and slot it.")
-@click.option("--offline", is_flag=True, help="With --build: build Python services on the offline base.")
+@click.option("--build", is_flag=True, help="Build what is missing first (on docker the adapter image: pulled when "
+              "a registry answers, else built) and every registered service's image, and slot each.")
+@click.option("--offline", is_flag=True, help="With --build: pull nothing; build on the offline (debootstrap) base.")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True)
 @json_option
 @click.pass_obj
@@ -34,6 +35,13 @@ def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float
     def human(c: Any) -> None:
         booted = result["booted"]
         c.print(f"Deployed [bold]{result['circuit']}[/] on {provider}: {len(booted['ready'])} nodes answering")
+        adapter = result.get("adapter_image")
+        if adapter and adapter["action"] != "present":
+            c.print(f"  {adapter['action']} the adapter image {adapter['image']} ({adapter.get('source', '')}) "
+                    f"in {adapter['seconds']} s")
+        if result.get("nothing_to_build"):
+            c.print("  nothing to build: " + ("the adapter image is present and " if adapter else "")
+                    + "no service is registered (`baton service register DIR`)")
         for image in result["images"]:
             c.print(f"  built {image['tag']} for {image['node_name']}")
         for slotted in result["slotted"]:
@@ -48,8 +56,26 @@ def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float
 def teardown(obj: Any, as_json: bool) -> None:
     """Remove everything the deployment created (containers, networks, processes)."""
     _, result = run_flow_command(obj, "teardown", {}, as_json)
-    emit(as_json, result, lambda c: c.print(
-        f"Torn down: {len(result['hosts_stopped'])} adapter hosts and {len(result['services_stopped'])} services"))
+
+    def human(c: Any) -> None:
+        removed = {kind: names for kind, names in (result.get("removed") or {}).items()}
+        if removed:  # a provider with resources of its own: what it held, by kind
+            c.print(f"Torn down on {result['provider']}: removed " + ", ".join(
+                _count(len(names), kind) for kind, names in removed.items()))
+            for kind, names in removed.items():
+                for name in names:
+                    c.print(f"  {kind[:-1]} {name}")
+        else:
+            c.print(f"Torn down: {_count(len(result['hosts_stopped']), 'adapter hosts')} and "
+                    f"{_count(len(result['services_stopped']), 'services')} stopped")
+        for kind, names in (result.get("left") or {}).items():
+            c.print(f"[yellow]left:[/] {kind} {', '.join(names)} (still in use; remove them by hand)")
+
+    emit(as_json, result, human)
+
+
+def _count(n: int, plural: str) -> str:
+    return f"{n} {plural if n != 1 else plural[:-1]}"
 
 
 @click.command("deploy-status")

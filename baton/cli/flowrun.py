@@ -108,7 +108,9 @@ class ProgressRouter(logging.Handler):
             return
         message = record.getMessage()
         name = getattr(record, "task_run_name", None)
-        if name and message.startswith("Finished in state"):
+        if name and getattr(record, "baton_progress", False):  # a long step saying where it is (with its time)
+            sink(f"{name.rsplit('-', 1)[0]}: {message}")
+        elif name and message.startswith("Finished in state"):
             state = message.removeprefix("Finished in state ").split("(")[0]
             sink(f"{name.rsplit('-', 1)[0]}: {state.lower()}")
 
@@ -206,12 +208,29 @@ def run_action(project: Any, action: str, params: dict[str, Any], progress: Prog
     return client.run(action, params, actor=actor(), progress=progress)
 
 
-def stderr_progress(enabled: bool) -> Progress | None:
+@contextlib.contextmanager
+def stderr_progress(enabled: bool) -> Iterator[Progress | None]:
+    """Progress lines on stderr (one ``  · step: line`` each); on a terminal also a live spinner with the step
+    in progress and its elapsed time (rich), gone when the run ends."""
     if not enabled:
-        return None
+        yield None
+        return
+    if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        def show(line: str) -> None:
+            sys.stderr.write(f"  · {line}\n")
+            sys.stderr.flush()
 
-    def show(line: str) -> None:
-        sys.stderr.write(f"  · {line}\n")
-        sys.stderr.flush()
+        yield show
+        return
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return show
+    with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=Console(stderr=True, highlight=False), transient=True) as live:
+        current = live.add_task("starting", total=None)
+
+        def show_live(line: str) -> None:
+            live.console.print(f"  · {line}", markup=False)
+            live.update(current, description=line[:80])
+
+        yield show_live

@@ -18,7 +18,8 @@ def run_flow_command(obj: Any, action: str, params: dict[str, Any], as_json: boo
     project = obj.project()
     if "node" not in params:
         params.setdefault("circuit", project.load().name)  # circuit-wide runs are named after the circuit
-    return project, run_action(project, action, params, stderr_progress(not as_json))
+    with stderr_progress(not as_json) as progress:
+        return project, run_action(project, action, params, progress)
 
 
 @click.command()

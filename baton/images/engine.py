@@ -8,7 +8,25 @@ from typing import Any
 
 from baton.errors import BatonError
 
-__all__ = ["build_image"]
+__all__ = ["build_image", "image_available"]
+
+
+def image_available(client: Any, image: str, progress: Callable[[str], None] = lambda _: None) -> bool:
+    """Whether ``image`` is here, or could be pulled now (a registry that does not answer means no)."""
+    import docker.errors
+
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        pass
+    progress(f"pulling {image}")
+    try:
+        client.images.pull(image)
+        return True
+    except docker.errors.APIError as exc:
+        progress(f"cannot pull {image} ({str(exc.explanation or exc).splitlines()[0][:120]})")
+        return False
 
 
 def build_image(client: Any, context: Path, tag: str, *, what: str, build_args: dict[str, str] | None = None,

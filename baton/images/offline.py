@@ -17,7 +17,8 @@ from typing import Any
 
 from baton.errors import BatonError
 
-__all__ = ["OFFLINE_BASE", "OFFLINE_BASES", "cache_dir", "ensure_offline_base", "build_wheels", "source_digest"]
+__all__ = ["OFFLINE_BASE", "OFFLINE_BASES", "cache_dir", "offline_base", "ensure_offline_base", "build_wheels",
+           "source_digest"]
 
 OFFLINE_BASE = "baton/debian-python:bookworm"
 # runtime -> (image, Debian packages in its rootfs)
@@ -25,6 +26,14 @@ OFFLINE_BASES = {
     "python": (OFFLINE_BASE, "python3,python3-venv,ca-certificates,tini"),
     "node": ("baton/debian-node:bookworm", "nodejs,ca-certificates,tini"),
 }
+BASE_PREFIX_ENV = "BATON_BASE_PREFIX"  # e.g. a test's own prefix, so that it builds its bases from nothing
+
+
+def offline_base(runtime: str) -> tuple[str, str]:
+    """(image, Debian packages) of the offline base for ``runtime``; ``$BATON_BASE_PREFIX`` replaces ``baton/``."""
+    image, packages = OFFLINE_BASES[runtime]
+    prefix = os.environ.get(BASE_PREFIX_ENV)
+    return (f"{prefix.rstrip('/')}/{image.split('/', 1)[1]}" if prefix else image), packages
 Progress = Callable[[str], None]
 
 
@@ -45,7 +54,7 @@ def ensure_offline_base(client: Any, progress: Progress = lambda _: None, runtim
     if runtime not in OFFLINE_BASES:
         raise BatonError(f"there is no offline base for the {runtime} runtime (known: {', '.join(OFFLINE_BASES)}); "
                          "build online or give the service its own Dockerfile.")
-    image, packages = OFFLINE_BASES[runtime]
+    image, packages = offline_base(runtime)
     try:
         client.images.get(image)
         return image

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.errors import BatonError
-from baton.images.engine import build_image
+from baton.images.engine import build_image, image_available
 from baton.images.offline import cache_dir, ensure_offline_base, source_digest
 from baton.images.runtime import Runtime, detect_runtime
 
@@ -82,6 +82,10 @@ def build_service_image(client: Any, path: Path, *, name: str, repository: str, 
     path = Path(path).resolve()
     runtime = detect_runtime(path)
     progress(f"{name}: {runtime.kind} ({runtime.reason})")
+    default = DEFAULT_BASES.get(runtime.kind)
+    if not offline and not base_image and default and not image_available(client, default, progress):
+        progress(f"{default} cannot be pulled: building on the offline base")
+        offline = True
     if offline and runtime.kind != "dockerfile":
         base = base_image or ensure_offline_base(client, progress, runtime.kind)
     else:

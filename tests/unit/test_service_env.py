@@ -35,7 +35,7 @@ BATON_ENV = {
 def test_a_service_environment_is_the_base_and_batons_variables_only() -> None:
     env = service_env(OPEN, OPEN.node("web"), service_port=41000)
     whole = service_environment(BATON_ENV, env)
-    assert set(whole) == {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "BATON_SERVICE_PORT",
+    assert set(whole) == {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "BATON_SERVICE_PORT", "BATON_SERVICE_HOST",
                           "BATON_NODE_NAME", "BATON_CONTROL_PORT", "BATON_API_URL", "PORT"}
     assert whole["PORT"] == whole["BATON_SERVICE_PORT"] == "41000"
     assert base_env({"LC_TIME": "x", "LCX": "y"}) == {"LC_TIME": "x"}

@@ -1,41 +1,9 @@
-"""The shop's users service, for real: answers GET /users/{id} and /health as specs/users.yaml says.
+"""The shop's users service as a process: runs services/users/app.py (the same file its image runs).
 
-Run behind its node with: baton slot users "python services/users.py"  (it listens on $BATON_SERVICE_PORT)
+Run behind its node with: baton slot users "python services/users.py"
 """
 
-import json
-import os
-import re
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import runpy
+from pathlib import Path
 
-USERS = {42: {"id": 42, "email": "ada@example.com", "name": "Ada Lovelace", "phone": None}}
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/health":
-            return self._send(200, {"ok": True})
-        match = re.fullmatch(r"/users/(\d+)", self.path)
-        if match is None:
-            return self._send(404, {"error": "not found", "code": 404})
-        user_id = int(match.group(1))
-        user = USERS.get(user_id) or {"id": user_id, "email": f"user{user_id}@example.com", "name": f"User {user_id}",
-                                      "phone": None}
-        return self._send(200, user)
-
-    def log_message(self, fmt: str, *args: object) -> None:
-        print("INFO " + fmt % args, flush=True)
-
-
-ThreadingHTTPServer.daemon_threads = True
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["BATON_SERVICE_PORT"])), Handler).serve_forever()
+runpy.run_path(str(Path(__file__).resolve().parent / "users" / "app.py"), run_name="__main__")
