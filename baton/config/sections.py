@@ -255,7 +255,7 @@ class DeployConfig(BaseModel):
     max_instances: int = Field(default=3, ge=1, le=1000, description="instances per node at most (cloud providers)")
     cpu: float = Field(default=1.0, gt=0, le=8, description="vCPUs per instance (adapter and service together)")
     memory_mib: int = Field(default=512, ge=128, le=32768, description="memory per instance in MiB")
-    monthly_budget_usd: float = Field(default=100.0, ge=0,
+    monthly_budget_usd: float = Field(default=1000.0, ge=0,
                                       description="refuse a cloud deploy whose worst-case month costs more")
     prices: CloudPrices = Field(default_factory=CloudPrices)
     service_account: str = Field(default="", description="the identity nodes call each other as (default: "

@@ -90,7 +90,8 @@ def test_shop_deploys_routes_canary_swap_and_tears_down(shop, cloud_env, adapter
     # the real service answers behind its adapter; the gateway's mock answers from its contract
     status, body, _ = _get(f"{nodes['users']['url']}/users/42")
     assert status == 200 and "Ada Lovelace" in body
-    assert _get(f"{nodes['gateway']['url']}/")[0] == 200
+    gateway = _get(f"{nodes['gateway']['url']}/")
+    assert gateway[0] == 200, gateway
     # IAM: the circuit's account invokes every node, nobody else (no --public-ingress)
     api = provider.api("baton-test", "europe-west1")
     for name, entry in nodes.items():

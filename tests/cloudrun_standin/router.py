@@ -43,7 +43,7 @@ class Router:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         self._session = ClientSession(timeout=ClientTimeout(total=60, connect=5))
         for _ in range(20):  # the same port on loopback and on the gateway

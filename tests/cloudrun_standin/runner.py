@@ -24,7 +24,7 @@ class RunnerError(Exception):
 class RevisionContainers:
     ids: list[str] = field(default_factory=list)
     ingress_port: int = 0
-    probes: list[tuple[int, str]] = field(default_factory=list)  # (host port, http path or "" for tcp)
+    probes: list[tuple[str, int, str]] = field(default_factory=list)  # (sidecar id, its port, http path or "")
 
 
 def _slug(text: str) -> str:
@@ -63,26 +63,26 @@ class Runner:
 
         ingress = next((c for c in containers if c.get("ports")), containers[0])
         port = int((ingress.get("ports") or [{}])[0].get("containerPort", 8080))
-        probe_ports = [(port, "")]
-        for c in containers:
+        probe_ports: dict[int, tuple[int, str]] = {}  # by container index
+        for index, c in enumerate(containers):
+            probe = c.get("startupProbe") or {}
             if c is ingress:
                 continue
-            probe = c.get("startupProbe") or {}
-            if "tcpSocket" in probe:
-                probe_ports.append((int(probe["tcpSocket"].get("port", 8080)), ""))
+            if "tcpSocket" in probe:  # in the namespace: a sidecar may listen on localhost only
+                probe_ports[index] = (int(probe["tcpSocket"].get("port", 8080)), "")
             elif "httpGet" in probe:
-                probe_ports.append((int(probe["httpGet"].get("port", 8080)), probe["httpGet"].get("path", "/")))
+                probe_ports[index] = (int(probe["httpGet"].get("port", 8080)), probe["httpGet"].get("path", "/"))
         labels = {LABEL: self.instance, f"{LABEL}.revision": revision}
         made = RevisionContainers()
         try:
             order = [ingress] + [c for c in containers if c is not ingress]
             for c in order:
+                index = containers.index(c)
                 env = {e["name"]: _rewrite(e.get("value", ""), env_rewrite) for e in c.get("env", [])}
                 kwargs: dict[str, Any] = {}
                 if c is ingress:
                     env["PORT"] = str(port)
-                    kwargs = {"network": self.network.name,
-                              "ports": {f"{p}/tcp": ("127.0.0.1", None) for p, _ in probe_ports}}
+                    kwargs = {"network": self.network.name, "ports": {f"{port}/tcp": ("127.0.0.1", None)}}
                 else:
                     kwargs = {"network_mode": f"container:{made.ids[0]}"}
                 container = self.client.containers.create(
@@ -93,14 +93,25 @@ class Runner:
                 container.start()
                 if c is ingress:
                     container.reload()
-                    bound = container.attrs["NetworkSettings"]["Ports"]
-                    host_port = {p: int(bound[f"{p}/tcp"][0]["HostPort"]) for p, _ in probe_ports}
-                    made.ingress_port = host_port[port]
-                    made.probes = [(host_port[p], path) for p, path in probe_ports]
+                    made.ingress_port = int(container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"])
+                elif index in probe_ports:
+                    made.probes.append((container.id, *probe_ports[index]))
         except docker.errors.APIError as exc:
             self.remove(made.ids)
             raise RunnerError(f"revision {revision} did not start: {exc.explanation}.") from exc
         return made
+
+    def answers_inside(self, cid: str, port: int, path: str) -> bool:
+        """Whether ``port`` answers on the namespace's localhost (TCP, or HTTP below 500 at ``path``), probed
+        from inside the container (its image needs python3)."""
+        import docker.errors
+
+        check = (f"import urllib.request;urllib.request.urlopen('http://127.0.0.1:{port}{path}',timeout=1)" if path
+                 else f"import socket;socket.create_connection(('127.0.0.1',{port}),timeout=1).close()")
+        try:
+            return self.client.containers.get(cid).exec_run(["python3", "-c", check]).exit_code == 0
+        except docker.errors.APIError:
+            return False
 
     def exited(self, ids: list[str]) -> str:
         """'' while every container runs, else the first exited one's last log line."""

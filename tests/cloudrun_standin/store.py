@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import ClientSession, ClientTimeout
 from google.cloud import run_v2
 from google.iam.v1 import policy_pb2
@@ -205,26 +206,25 @@ class Store:
         return ""
 
     async def _probe(self, made: RevisionContainers) -> str:
-        """'' once every probed port answers (HTTP when a path is given), else why not."""
+        """'' once the sidecars' startup probes pass inside the namespace and the ingress port answers HTTP
+        (an answer, not a connection: docker-proxy accepts before the container listens), else why not."""
         deadline = time.monotonic() + READY_TIMEOUT_S
+        checks = [(cid, port, path) for cid, port, path in made.probes] + [("", made.ingress_port, "")]
         async with ClientSession(timeout=ClientTimeout(total=2)) as session:
-            for port, path in made.probes:
+            for cid, port, path in checks:
                 while True:
                     exited = await asyncio.to_thread(self.runner.exited, made.ids)
                     if exited:
                         return exited
-                    try:
-                        if path:
-                            async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
-                                if resp.status < 500:
-                                    break
-                        else:
-                            async with session.get(f"http://127.0.0.1:{port}/") as resp:
-                                break  # any HTTP answer: the port serves
-                    except (OSError, asyncio.TimeoutError):
-                        pass
-                    except Exception:  # noqa: BLE001 - a non-HTTP answer still means the port is open
-                        break
+                    if cid:
+                        if await asyncio.to_thread(self.runner.answers_inside, cid, port, path):
+                            break
+                    else:
+                        try:
+                            async with session.get(f"http://127.0.0.1:{port}/"):
+                                break
+                        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                            pass
                     if time.monotonic() > deadline:
                         return f"The container did not listen on port {port} within {READY_TIMEOUT_S:g} s."
                     await asyncio.sleep(0.2)  # probe interval
