@@ -1,0 +1,43 @@
+"""``baton deploy --provider gcp --project P --region R --public-ingress``, ``deploy-status`` and ``teardown`` on
+the stand-in, through the flows and a real Prefect server."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+from baton_cli import ok, run_baton
+
+pytestmark = pytest.mark.cloudrun
+
+
+def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, cloud_env, adapter_image, prefect_api):
+    root = shop()
+    env = {"BATON_ADAPTER_IMAGE": adapter_image}
+    deployed = ok(run_baton("deploy", "--provider", "gcp", "--project", "baton-test", "--region", "europe-west1",
+                            "--public-ingress", "--json", cwd=root, timeout=300, env=env)).json()
+    try:
+        assert deployed["provider"] == "cloudrun"
+        nodes = deployed["cloud"]["nodes"]
+        assert [n for n, e in nodes.items() if e["public"]] == ["gateway"]
+        # public: anyone reaches the ingress; the rest stay private
+        with urllib.request.urlopen(f"{nodes['gateway']['url']}/", timeout=10) as resp:
+            assert resp.status == 200 and b"links" in resp.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{nodes['orders']['url']}/orders", timeout=10)
+        assert refused.value.code == 403
+
+        status = ok(run_baton("deploy-status", "--json", cwd=root, env=env)).json()
+        assert status["provider"] == "cloudrun" and status["running"]
+        assert {n: s["state"] for n, s in status["nodes"].items()} == {n: "succeeded" for n in nodes}
+        human = ok(run_baton("deploy-status", cwd=root, env=env)).stdout
+        assert "succeeded" in human and "gateway" in human
+    finally:
+        torn = run_baton("teardown", "--json", cwd=root, timeout=300, env=env)
+    assert sorted(ok(torn).json()["services_stopped"]) == sorted(e["service"] for e in nodes.values())
+    after = ok(run_baton("deploy", "--provider", "cloudrun", "--project", "baton-test", "--region", "x",
+                         "--json", cwd=root, timeout=300, env=env))
+    assert after.json()["cloud"]["region"] == "x"  # the record went with the teardown: a new region is honoured
+    ok(run_baton("teardown", cwd=root, timeout=300, env=env))
