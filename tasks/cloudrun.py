@@ -10,7 +10,8 @@ from typing import Any
 
 from tasks.context import open_circuit, step
 
-__all__ = ["deploys_circuit", "deploy_whole_circuit", "teardown_whole_circuit", "observe_whole_circuit"]
+__all__ = ["deploys_circuit", "deploy_whole_circuit", "teardown_whole_circuit", "observe_whole_circuit",
+           "deploy_version", "drop_version"]
 
 
 def deploys_circuit(root: str, provider: str = "") -> bool:
@@ -57,3 +58,23 @@ async def observe_whole_circuit(root: str) -> dict[str, Any]:
                             "detail": found["detail"] or f"{found['url']} ({split})", **found}
     return {"provider": seen["provider"], "running": seen["running"], "project": seen["project"],
             "region": seen["region"], "containers": [], "nodes": nodes}
+
+
+@step("deploy-version")
+async def deploy_version(root: str, node: str, image: str, percent: int) -> dict[str, Any]:
+    """A revision of ``node`` running ``image`` with ``percent`` of its traffic (100: a swap, once ready); the
+    same image again only sets its share."""
+    circuit = open_circuit(root)
+    circuit.node(node)
+    provider: Any = circuit.provider()
+    return await asyncio.to_thread(provider.new_version, circuit.root, circuit.state_dir, circuit.config, node,
+                                   image, percent=percent)
+
+
+@step("drop-version")
+async def drop_version(root: str, node: str) -> dict[str, Any]:
+    """All of ``node``'s traffic back to its revision (the second version keeps none)."""
+    circuit = open_circuit(root)
+    circuit.node(node)
+    provider: Any = circuit.provider()
+    return await asyncio.to_thread(provider.drop_candidate, circuit.state_dir, node)

@@ -161,6 +161,11 @@ class CloudRunProvider:
         pusher = ImagePusher(config.deploy.registry, record.get("adapter_base", "") or _adapter_base())
         pushed = pusher.service_image(image)
         current = entry["revision"]
+        if entry.get("candidate") and entry.get("candidate_image") == pushed:  # the same version: set its share
+            if percent == 100:
+                return {**self.promote(state_dir, node), "revision": entry["candidate"], "previous": current}
+            split = {current: 100 - percent, entry["candidate"]: percent}
+            return {**self.set_split(state_dir, node, split), "revision": entry["candidate"], "previous": current}
         revision = f"{entry['service']}-{secrets.token_hex(3)}"
         split = {"": 100} if percent == 100 else {current: 100 - percent, revision: percent}
         service = self._build(root, state_dir, config, node, record["adapter_image"], pushed, self._urls(record),
@@ -187,6 +192,15 @@ class CloudRunProvider:
         deployed = api.update(current)
         return {"node": node, "split": dict(split), "traffic": [(t.revision or "latest", t.percent)
                                                                  for t in deployed.traffic_statuses]}
+
+    def drop_candidate(self, state_dir: Path, node: str) -> dict[str, Any]:
+        """All traffic back to the node's revision; the canary revision keeps no share (rollback, route clear)."""
+        record, entry = self._node(state_dir, node)
+        result = self.set_split(state_dir, node, {entry["revision"]: 100})
+        entry.pop("candidate", None)
+        entry.pop("candidate_image", None)
+        self._save(state_dir, record)
+        return result
 
     def promote(self, state_dir: Path, node: str) -> dict[str, Any]:
         """The canary takes all traffic and becomes the node's revision."""

@@ -13,7 +13,8 @@ from baton_cli import ok, run_baton
 pytestmark = pytest.mark.cloudrun
 
 
-def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, cloud_env, adapter_image, prefect_api):
+def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, cloud_env, adapter_image, users_images,
+                                                                     prefect_api):
     root = shop()
     env = {"BATON_ADAPTER_IMAGE": adapter_image}
     deployed = ok(run_baton("deploy", "--provider", "gcp", "--project", "baton-test", "--region", "europe-west1",
@@ -34,6 +35,26 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
         assert {n: s["state"] for n, s in status["nodes"].items()} == {n: "succeeded" for n in nodes}
         human = ok(run_baton("deploy-status", cwd=root, env=env)).stdout
         assert "succeeded" in human and "gateway" in human
+
+        # a canary is a revision with a share of the traffic; the same image again sets its share; swap promotes
+        canary = ok(run_baton("route", "canary", "users", users_images[1], "--pct", "20", "--json", cwd=root,
+                              timeout=300, env=env)).json()
+        again = ok(run_baton("route", "canary", "users", users_images[1], "--pct", "50", "--json", cwd=root,
+                             timeout=300, env=env)).json()
+        assert again["revision"] == canary["revision"]
+        users = ok(run_baton("deploy-status", "--json", cwd=root, env=env)).json()["nodes"]["users"]
+        assert sorted(p for _, p in users["traffic"]) == [50, 50]
+        analysed = run_baton("route", "canary", "users", users_images[1], "--promote", cwd=root, timeout=300,
+                             env=env)
+        assert analysed.code != 0 and "Cloud Run does not expose" in analysed.stderr
+        swapped = ok(run_baton("swap", "users", users_images[1], cwd=root, timeout=300, env=env)).stdout
+        assert canary["revision"] in swapped
+        users = ok(run_baton("deploy-status", "--json", cwd=root, env=env)).json()["nodes"]["users"]
+        assert users["traffic"] == [[canary["revision"], 100]]
+        token = {"Authorization": "Bearer serviceAccount:baton-shop@baton-test.iam.gserviceaccount.com"}
+        with urllib.request.urlopen(urllib.request.Request(f"{nodes['users']['url']}/users/42", headers=token),
+                                    timeout=10) as resp:
+            assert b"Ada Lovelace" in resp.read()  # the real service now, where the mock answered before
     finally:
         torn = run_baton("teardown", "--json", cwd=root, timeout=300, env=env)
     assert sorted(ok(torn).json()["services_stopped"]) == sorted(e["service"] for e in nodes.values())
@@ -41,3 +62,4 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
                          "--json", cwd=root, timeout=300, env=env))
     assert after.json()["cloud"]["region"] == "x"  # the record went with the teardown: a new region is honoured
     ok(run_baton("teardown", cwd=root, timeout=300, env=env))
+    run_baton("down", "--all", cwd=root, timeout=120)  # the conductor the deploy started
