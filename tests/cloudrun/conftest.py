@@ -74,8 +74,124 @@ def docker_client():
     client.close()
 
 
+def _compose() -> bool:
+    """Whether pytest-docker and docker-compose are here (else the fixtures run the two as processes)."""
+    try:
+        import pytest_docker  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("docker-compose") is not None and not os.environ.get("BATON_CLOUDRUN_NO_COMPOSE")
+
+
+def _fixture_images(client) -> tuple[str, str]:
+    """The registry (Debian's docker-registry binary) and the stand-in (its package and host-built wheels of
+    aiohttp, docker and google-cloud-run) on the offline base; cached by content."""
+    import hashlib
+
+    from baton.images.engine import build_image
+    from baton.images.offline import cache_dir, ensure_offline_base
+
+    base = ensure_offline_base(client)
+    binary = Path(shutil.which("docker-registry") or "/usr/bin/docker-registry")
+    wheels = cache_dir() / "wheels" / "cloudrun-standin"
+    if not (wheels / ".complete").exists():
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w",
+                        str(wheels), "aiohttp", "docker", "google-cloud-run"], check=True, capture_output=True)
+        (wheels / ".complete").write_text("ok\n")
+    source = TESTS / "cloudrun_standin"
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(source.glob("*.py")):
+        digest.update(path.read_bytes())
+    registry_tag = f"baton-crtest-registry:{hashlib.sha256(binary.read_bytes()).hexdigest()[:12]}"
+    standin_tag = f"baton-crtest-standin:{digest.hexdigest()[:12]}"
+    import docker.errors
+
+    for tag, fill, dockerfile in (
+        (registry_tag, lambda ctx: (shutil.copy2(binary, ctx / "registry"),
+                                    shutil.copy2(HERE / "compose" / "registry.yml", ctx / "registry.yml")),
+         f"FROM {base}\nCOPY registry /usr/local/bin/registry\nCOPY registry.yml /etc/registry.yml\n"
+         "ENTRYPOINT [\"/usr/local/bin/registry\", \"serve\", \"/etc/registry.yml\"]\n"),
+        (standin_tag, lambda ctx: (shutil.copytree(wheels, ctx / "wheels"),
+                                   shutil.copytree(source, ctx / "cloudrun_standin",
+                                                   ignore=shutil.ignore_patterns("__pycache__"))),
+         f"FROM {base}\nCOPY wheels /wheels\nRUN python3 -m venv /opt/standin && /opt/standin/bin/pip install "
+         "--no-index --find-links /wheels aiohttp docker google-cloud-run && rm -rf /wheels\n"
+         "COPY cloudrun_standin /app/cloudrun_standin\nWORKDIR /app\nENV NO_GCE_CHECK=true\n"
+         "ENTRYPOINT [\"/opt/standin/bin/python\", \"-m\", \"cloudrun_standin\"]\n"),
+    ):
+        try:
+            client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            with tempfile.TemporaryDirectory(prefix="baton-crtest-") as tmp:
+                fill(Path(tmp))
+                (Path(tmp) / "Dockerfile").write_text(dockerfile)
+                build_image(client, Path(tmp), tag, what=tag)
+    return registry_tag, standin_tag
+
+
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory, docker_client) -> str:
+def docker_compose_command() -> str:
+    return "docker-compose"  # Debian's v1; there is no `docker compose` plugin here (see ENVIRONMENT.md)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"batoncrtest{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up -d"]
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(docker_client) -> str:
+    """The compose file, with the ports, images and label it substitutes set in the environment."""
+    import secrets
+
+    registry_image, standin_image = _fixture_images(docker_client)
+    os.environ.update(CRTEST_REGISTRY_IMAGE=registry_image, CRTEST_STANDIN_IMAGE=standin_image,
+                      CRTEST_REGISTRY_PORT=str(_free_port()), CRTEST_STANDIN_PORT=str(_free_port()),
+                      CRTEST_STANDIN_INSTANCE=secrets.token_hex(4))
+    return str(HERE / "compose" / "docker-compose.yml")
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def fixture_services(request, docker_client):
+    """(registry HOST:PORT, stand-in port, stand-in instance): by pytest-docker when it can, else processes."""
+    if _compose():
+        services = request.getfixturevalue("docker_services")
+        registry = f"127.0.0.1:{os.environ['CRTEST_REGISTRY_PORT']}"
+        port, instance = int(os.environ["CRTEST_STANDIN_PORT"]), os.environ["CRTEST_STANDIN_INSTANCE"]
+        services.wait_until_responsive(lambda: _answers(f"http://{registry}/v2/"), timeout=30, pause=0.1)
+        services.wait_until_responsive(lambda: _answers(f"http://127.0.0.1:{port}/standin/calls"), timeout=60,
+                                       pause=0.1)
+        yield registry, port, instance
+        return  # pytest-docker's `down` stops the stand-in, which removes its containers
+    registry = request.getfixturevalue("registry_process")
+    port, instance = request.getfixturevalue("standin_process")
+    yield registry, port, instance
+
+
+@pytest.fixture(scope="session")
+def registry(fixture_services) -> str:
+    return fixture_services[0]
+
+
+@pytest.fixture(scope="session")
+def registry_process(tmp_path_factory: pytest.TempPathFactory, docker_client) -> str:
     """A Docker Distribution registry on a loopback port (filesystem storage, no auth); HOST:PORT."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
@@ -123,8 +239,17 @@ class Standin:
 
 
 @pytest.fixture(scope="session")
-def standin(docker_client, tmp_path_factory: pytest.TempPathFactory):
-    """The Admin API stand-in as a process of its own; at the end, no container or network of it is left."""
+def standin(fixture_services, docker_client):
+    """The Admin API stand-in; at the end of the session no container or network of it is left."""
+    _, port, instance = fixture_services
+    yield Standin(port, instance)
+    left = docker_client.containers.list(all=True, filters={"label": f"cloudrun-standin={instance}"})
+    assert not left, f"deleted services left containers behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def standin_process(docker_client, tmp_path_factory: pytest.TempPathFactory):
+    """The stand-in as a process of its own (when pytest-docker or docker-compose is missing)."""
     log = tmp_path_factory.mktemp("standin") / "standin.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "cloudrun_standin", "--port", "0"], stdout=subprocess.PIPE,
@@ -135,7 +260,7 @@ def standin(docker_client, tmp_path_factory: pytest.TempPathFactory):
         pytest.fail(f"the stand-in did not start: {log.read_text()[-2000:]}")
     ready = json.loads(line)
     try:
-        yield Standin(ready["port"], ready["instance"])
+        yield ready["port"], ready["instance"]
     finally:
         _stop(proc)
         left = docker_client.containers.list(all=True, filters={"label": f"cloudrun-standin={ready['instance']}"})
