@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -106,17 +107,22 @@ class CloudRunProvider:
             record["nodes"].setdefault(node, {})["image"] = pusher.service_image(image)
         account = circuit_account(config, project)
         urls: dict[str, str] = {}
-        for name in CircuitGraph.from_config(config).topological_order():
+
+        def put(name: str) -> None:
             entry = record["nodes"].setdefault(name, {})
             service = self._build(root, state_dir, config, name, adapter_image, entry.get("image", ""), urls, account)
             deployed = self._put(api, service_id(config.name, name), service)
-            urls[name] = deployed.uri
             node = config.node(name)
             public = public_ingress and node is not None and str(node.role) == "ingress"
             api.grant_invokers(service_id(config.name, name), invokers(account, public=public))
             entry.update(service=service_id(config.name, name), url=deployed.uri,
                          revision=deployed.latest_ready_revision.rsplit("/", 1)[-1], public=public)
-            self._save(state_dir, record)
+
+        with ThreadPoolExecutor(max_workers=self.gate.limits.concurrency) as pool:
+            for batch in _batches(config, CircuitGraph.from_config(config).topological_order()):
+                list(pool.map(put, batch))  # one level at a time: a node's dependencies have URLs before it
+                urls.update({n: record["nodes"][n]["url"] for n in batch})
+                self._save(state_dir, record)
         return {"project": project, "region": region, "account": account, "cost": cost.to_json(),
                 "nodes": record["nodes"], "seconds": round(time.monotonic() - started, 2),
                 "gate": self.gate.to_json()}
@@ -277,6 +283,21 @@ class CloudRunProvider:
 
     def dependency_host(self, node: Any) -> str:
         return ""
+
+
+def _batches(config: CircuitConfig, order: tuple[str, ...]) -> list[list[str]]:
+    """``order`` (dependencies first) cut into levels whose nodes depend only on earlier levels; a cycle's
+    members go one by one, in order."""
+    needs = {n: {e.target for e in config.edges if e.source == n} for n in order}
+    done: set[str] = set()
+    batches = []
+    remaining = list(order)
+    while remaining:
+        batch = [n for n in remaining if needs[n] <= done] or remaining[:1]
+        batches.append(batch)
+        done |= set(batch)
+        remaining = [n for n in remaining if n not in done]
+    return batches
 
 
 def _adapter_base() -> str:
