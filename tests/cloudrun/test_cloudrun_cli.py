@@ -3,6 +3,7 @@ the stand-in, through the flows and a real Prefect server."""
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
@@ -17,8 +18,10 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
                                                                      prefect_api):
     root = shop()
     env = {"BATON_ADAPTER_IMAGE": adapter_image}
+    started = time.monotonic()
     deployed = ok(run_baton("deploy", "--provider", "gcp", "--project", "baton-test", "--region", "europe-west1",
                             "--public-ingress", "--json", cwd=root, timeout=300, env=env)).json()
+    print(f"cli deploy: {time.monotonic() - started:.1f} s (provider {deployed['cloud']['seconds']} s)")
     try:
         assert deployed["provider"] == "cloudrun"
         nodes = deployed["cloud"]["nodes"]
@@ -47,8 +50,10 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
         analysed = run_baton("route", "canary", "users", users_images[1], "--promote", cwd=root, timeout=300,
                              env=env)
         assert analysed.code != 0 and "Cloud Run does not expose" in analysed.stderr
+        started = time.monotonic()
         swapped = ok(run_baton("swap", "users", users_images[1], cwd=root, timeout=300, env=env)).stdout
         assert canary["revision"] in swapped
+        print(f"cli swap (promotion): {time.monotonic() - started:.1f} s")
         users = ok(run_baton("deploy-status", "--json", cwd=root, env=env)).json()["nodes"]["users"]
         assert users["traffic"] == [[canary["revision"], 100]]
         token = {"Authorization": "Bearer serviceAccount:baton-shop@baton-test.iam.gserviceaccount.com"}
@@ -56,7 +61,9 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
                                     timeout=10) as resp:
             assert b"Ada Lovelace" in resp.read()  # the real service now, where the mock answered before
     finally:
+        started = time.monotonic()
         torn = run_baton("teardown", "--json", cwd=root, timeout=300, env=env)
+        print(f"cli teardown: {time.monotonic() - started:.1f} s")
     assert sorted(ok(torn).json()["services_stopped"]) == sorted(e["service"] for e in nodes.values())
     after = ok(run_baton("deploy", "--provider", "cloudrun", "--project", "baton-test", "--region", "x",
                          "--json", cwd=root, timeout=300, env=env))
