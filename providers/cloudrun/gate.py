@@ -28,13 +28,16 @@ class GateRefused(BatonError):
 class ApiGate:
     def __init__(self, limits: ProviderGate | None = None, *, retries: int = 5, backoff_s: float = 0.5,
                  max_backoff_s: float = 8.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limits = limits or ProviderGate(concurrency=4, rate=120, window_s=60.0, breaker_after=5,
+        # Cloud Run's Admin API allows about 1,000 reads and 180 writes a minute per region; operation polls
+        # count, so the window is set for reads and writes together, below the sum
+        self.limits = limits or ProviderGate(concurrency=4, rate=600, window_s=60.0, breaker_after=5,
                                              breaker_cooldown_s=30.0)
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.clock = clock
         self.retried = 0  # quota errors retried since the gate was made
+        self.waited_s = 0.0  # time calls spent held by the limits
         self._cond = threading.Condition()
 
     def call(self, what: str, fn: Callable[[], T], *, retryable: Callable[[BaseException], bool]) -> T:
@@ -73,6 +76,7 @@ class ApiGate:
                 wait = None if self.limits.in_flight >= self.limits.concurrency else \
                     max(0.01, self.limits.started[0] + self.limits.window_s - now)
                 self._cond.wait(wait)
+                self.waited_s += self.clock() - now
 
     def _leave(self, *, ok: bool, blame: str) -> None:
         with self._cond:
@@ -81,4 +85,4 @@ class ApiGate:
 
     def to_json(self) -> dict[str, object]:
         with self._cond:
-            return {**self.limits.to_json(self.clock()), "retried": self.retried}
+            return {**self.limits.to_json(self.clock()), "retried": self.retried, "waited_s": round(self.waited_s, 2)}

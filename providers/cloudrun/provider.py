@@ -177,8 +177,10 @@ class CloudRunProvider:
         service = self._build(root, state_dir, config, node, record["adapter_image"], pushed, self._urls(record),
                               circuit_account(config, record["project"]), revision=revision, split=split)
         deployed = self._put(api, entry["service"], service)
-        if percent == 100:
+        if percent == 100:  # a canary in flight loses its share with the split: forget it
             entry.update(image=pushed, revision=revision, previous=current)
+            entry.pop("candidate", None)
+            entry.pop("candidate_image", None)
         else:
             entry.update(candidate=revision, candidate_image=pushed)
         self._save(state_dir, record)

@@ -115,10 +115,21 @@ def test_shop_deploys_routes_canary_swap_and_tears_down(shop, cloud_env, adapter
     assert load.statuses[200] > 50
     assert load.revisions[canary["revision"]] > 0 and load.revisions[canary["previous"]] > 0
 
+    from google.cloud import run_v2
+
+    from baton.images.offline import OFFLINE_BASE
+
+    foreign = run_v2.Service(template=run_v2.RevisionTemplate(containers=[run_v2.Container(
+        image=OFFLINE_BASE, command=["sh", "-c", "exec python3 -m http.server $PORT"],
+        ports=[run_v2.ContainerPort(container_port=8080)])]))
+    api.create("someone-elses", foreign)  # not Baton's: teardown must leave it
+
     torn = provider.teardown_circuit(root, state, config)
-    print(f"teardown: {torn['seconds']} s")
-    assert len(torn["deleted"]) == 4
+    print(f"teardown: {torn['seconds']} s; the gate: {provider.gate.to_json()}")
+    assert sorted(torn["deleted"]) == sorted(e["service"] for e in nodes.values())
     assert api.list({"managed-by": "baton"}) == []
+    assert [s.name.rsplit("/", 1)[-1] for s in api.list({})] == ["someone-elses"]
+    api.delete("someone-elses")
     left = docker_client.containers.list(all=True, filters={"label": f"cloudrun-standin={cloud_env.instance}"})
     assert left == []
 

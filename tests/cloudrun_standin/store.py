@@ -36,6 +36,11 @@ class ApiError(Exception):
         self.message = message
 
 
+def _template(service: run_v2.Service) -> dict:
+    """A revision template as data (map fields compare regardless of their order)."""
+    return json.loads(run_v2.RevisionTemplate.to_json(service.template))
+
+
 def _now() -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.GetCurrentTime()
@@ -121,7 +126,7 @@ class Store:
     async def update(self, parent: str, service: run_v2.Service) -> operations_pb2.Operation:
         record = self.get(service.name)
         current = record.proto
-        changed = run_v2.RevisionTemplate.to_json(service.template) != run_v2.RevisionTemplate.to_json(current.template)
+        changed = _template(service) != _template(current)
         for field_name in ("labels", "annotations", "description", "ingress", "template", "traffic", "scaling",
                            "invoker_iam_disabled"):
             setattr(current, field_name, getattr(service, field_name))
