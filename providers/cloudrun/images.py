@@ -15,7 +15,7 @@ from typing import Any
 from baton.config import CircuitConfig
 from baton.errors import BatonError, UsageError
 from baton.images.engine import build_image
-from providers.cloudrun.spec import CONTRACTS_DIR, NODES_DIR, _label_value, adapter_nodes, contracts
+from providers.cloudrun.spec import CONTRACTS_DIR, NODES_DIR, label_value, adapter_nodes, contracts
 
 __all__ = ["ImagePusher"]
 
@@ -53,7 +53,7 @@ class ImagePusher:
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + self.adapter_base.encode())
         for name, path in sorted(specs.items()):
             digest.update(name.encode() + path.read_bytes())
-        tag = f"{self.registry}/baton-{_label_value(config.name)}-adapter:{digest.hexdigest()[:12]}"
+        tag = f"{self.registry}/baton-{label_value(config.name)}-adapter:{digest.hexdigest()[:12]}"
         import docker.errors
 
         try:

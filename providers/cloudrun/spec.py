@@ -14,8 +14,8 @@ from typing import Any
 from baton.config import CircuitConfig, NodeConfig, NodeRole
 from baton.wiring import adapter_node, env_name
 
-__all__ = ["INGRESS_PORT", "SIDECAR_PORT", "MANAGEMENT_PORT", "NODES_DIR", "CONTRACTS_DIR", "labels",
-           "service_id", "adapter_nodes", "node_service", "invokers", "circuit_account", "traffic"]
+__all__ = ["INGRESS_PORT", "SIDECAR_PORT", "MANAGEMENT_PORT", "NODES_DIR", "CONTRACTS_DIR", "label_value", "labels",
+           "service_id", "adapter_nodes", "contracts", "node_service", "invokers", "circuit_account", "traffic"]
 
 INGRESS_PORT = 8080  # Cloud Run sends requests to the ingress container's port (and sets PORT to it)
 SIDECAR_PORT = 8081  # where the slotted service listens, on the instance's localhost
@@ -24,7 +24,7 @@ NODES_DIR = "/etc/baton/nodes"
 CONTRACTS_DIR = "/etc/baton/contracts"
 
 
-def _label_value(text: str) -> str:
+def label_value(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63].strip("-") or "x"
 
 
@@ -34,8 +34,8 @@ def project_digest(root: Path) -> str:
 
 def labels(root: Path, circuit: str, node: str = "") -> dict[str, str]:
     """What Baton marks its services with; teardown deletes exactly the services carrying these."""
-    found = {"managed-by": "baton", "baton-project": project_digest(root), "baton-circuit": _label_value(circuit)}
-    return {**found, "baton-node": _label_value(node)} if node else found
+    found = {"managed-by": "baton", "baton-project": project_digest(root), "baton-circuit": label_value(circuit)}
+    return {**found, "baton-node": label_value(node)} if node else found
 
 
 def service_id(circuit: str, node: str) -> str:
@@ -50,7 +50,7 @@ def circuit_account(config: CircuitConfig, project: str) -> str:
     """The identity every node calls the others as: ``deploy.service_account`` or Baton's default name."""
     if config.deploy.service_account:
         return config.deploy.service_account
-    name = f"baton-{_label_value(config.name)}"[:30].rstrip("-")
+    name = f"baton-{label_value(config.name)}"[:30].rstrip("-")
     return f"{name}@{project}.iam.gserviceaccount.com"
 
 

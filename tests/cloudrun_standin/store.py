@@ -110,6 +110,7 @@ class Store:
         name = f"{parent}/services/{service_id}"
         if name in self.services:
             raise ApiError(409, f"Resource '{service_id}' already exists.")
+        self._validate(set(), service, template_changed=True)
         router = Router(self.runner.gateway, lambda member: False)
         await router.start()
         service.name = name
@@ -127,21 +128,28 @@ class Store:
         record = self.get(service.name)
         current = record.proto
         changed = _template(service) != _template(current)
+        self._validate(set(record.revisions), service, changed)
         for field_name in ("labels", "annotations", "description", "ingress", "template", "traffic", "scaling",
                            "invoker_iam_disabled"):
             setattr(current, field_name, getattr(service, field_name))
         return self._apply(parent, record, current, template_changed=changed)
 
-    def _apply(self, parent: str, record: ServiceRecord, service: run_v2.Service, *,
-               template_changed: bool) -> operations_pb2.Operation:
+    @staticmethod
+    def _validate(known: set[str], service: run_v2.Service, template_changed: bool) -> None:
+        """Refuse a spec before anything changes (an invalid request leaves the service as it was)."""
         total = sum(t.percent for t in service.traffic)
         if service.traffic and total != 100:
             raise ApiError(400, f"Traffic percentages must add up to 100, got {total}.")
-        known = set(record.revisions)
         for target in service.traffic:
             if target.revision and target.revision not in known and not (template_changed and target.revision ==
                                                                           service.template.revision):
                 raise ApiError(400, f"Revision '{target.revision}' named in traffic does not exist.")
+        if template_changed and service.template.revision in known:
+            raise ApiError(409, f"Revision named '{service.template.revision}' with different configuration "
+                                "already exists.")
+
+    def _apply(self, parent: str, record: ServiceRecord, service: run_v2.Service, *,
+               template_changed: bool) -> operations_pb2.Operation:
         service.generation += 1
         service.update_time = _now()
         service.etag = secrets.token_hex(8)
@@ -151,8 +159,6 @@ class Store:
         if template_changed:
             short = service.template.revision or f"{service.name.rsplit('/', 1)[1]}-{service.generation:05d}-" \
                                                  f"{secrets.token_hex(2)[:3]}"
-            if short in record.revisions:
-                raise ApiError(409, f"Revision named '{short}' with different configuration already exists.")
             revision = run_v2.Revision(name=f"{service.name}/revisions/{short}", service=service.name,
                                        generation=1, create_time=_now(), labels=service.template.labels,
                                        containers=service.template.containers,
