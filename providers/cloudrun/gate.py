@@ -15,7 +15,7 @@ from typing import TypeVar
 from baton.custodian.core import ProviderGate
 from baton.errors import BatonError
 
-__all__ = ["ApiGate", "GateRefused"]
+__all__ = ["ApiGate", "GateRefused", "shared_gate"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,3 +86,16 @@ class ApiGate:
     def to_json(self) -> dict[str, object]:
         with self._cond:
             return {**self.limits.to_json(self.clock()), "retried": self.retried, "waited_s": round(self.waited_s, 2)}
+
+
+_SHARED: dict[str, ApiGate] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_gate(name: str) -> ApiGate:
+    """The one gate of provider ``name`` in this process: every flow the conductor runs (and every step of a
+    flow, each with its own provider object) draws on the same limits, as its event core's dispatch does."""
+    with _SHARED_LOCK:
+        if name not in _SHARED:
+            _SHARED[name] = ApiGate()
+        return _SHARED[name]

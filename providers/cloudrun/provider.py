@@ -28,7 +28,7 @@ from baton.control import control_token, token_env
 from baton.errors import UsageError
 from providers.cloudrun.api import CloudRunApi
 from providers.cloudrun.cost import check_budget
-from providers.cloudrun.gate import ApiGate
+from providers.cloudrun.gate import ApiGate, shared_gate
 from providers.cloudrun.images import ImagePusher
 from providers.cloudrun.spec import circuit_account, invokers, labels, node_service, service_id, traffic
 
@@ -56,7 +56,7 @@ class CloudRunProvider:
     deploys_circuit = True
 
     def __init__(self, api_factory: ApiFactory | None = None, gate: ApiGate | None = None) -> None:
-        self.gate = gate or ApiGate()
+        self.gate = gate or shared_gate(self.name)
         self._api_factory = api_factory or (lambda project, region: _api_from_env(project, region, self.gate))
         self._apis: dict[tuple[str, str], CloudRunApi] = {}
 
@@ -66,6 +66,10 @@ class CloudRunProvider:
         return self._apis[(project, region)]
 
     # -- the record -----------------------------------------------------------------------------------------
+
+    def deployed(self, state_dir: Path) -> bool:
+        """Whether Baton recorded a deployment of this circuit here (teardown removes the record)."""
+        return (Path(state_dir) / RECORD).is_file()
 
     @staticmethod
     def record(state_dir: Path) -> dict[str, Any]:

@@ -38,6 +38,8 @@ def test_cli_deploys_the_shop_with_a_public_ingress_and_tears_it_down(shop, clou
         assert {n: s["state"] for n, s in status["nodes"].items()} == {n: "succeeded" for n in nodes}
         human = ok(run_baton("deploy-status", cwd=root, env=env)).stdout
         assert "succeeded" in human and "gateway" in human
+        moved = run_baton("deploy", "--provider", "docker", cwd=root, timeout=120, env=env)
+        assert moved.code != 0 and "runs on the cloudrun provider" in moved.stderr
 
         # a canary is a revision with a share of the traffic; the same image again sets its share; swap promotes
         canary = ok(run_baton("route", "canary", "users", users_images[1], "--pct", "20", "--json", cwd=root,
