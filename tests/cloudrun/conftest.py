@@ -186,8 +186,13 @@ def fixture_services(request, docker_client):
 
 
 @pytest.fixture(scope="session")
-def registry(fixture_services) -> str:
-    return fixture_services[0]
+def registry(fixture_services, docker_client) -> str:
+    """The session's registry, HOST:PORT; the tags pushed there are untagged locally at the end."""
+    yield fixture_services[0]
+    for image in docker_client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{fixture_services[0]}/"):
+                docker_client.images.remove(tag, noprune=True)
 
 
 @pytest.fixture(scope="session")
