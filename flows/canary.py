@@ -29,7 +29,7 @@ from baton.canary import (
     next_due_at,
     observe,
 )
-from baton.errors import LockTimeout
+from baton.errors import LockTimeout, UsageError
 from baton.state import CanaryRecord
 from flows.route import route_split
 from tasks.audit import label_run, record_change
@@ -48,6 +48,7 @@ from tasks.canary import (
     stop_expired_warm,
     stop_retired,
 )
+from tasks.cloudrun import deploys_circuit
 from tasks.context import project_locked
 
 __all__ = ["route_canary", "canary_tick", "route_revert", "advance"]
@@ -95,6 +96,10 @@ async def route_canary(root: str, node: str, command: str, steps: list[int] | No
                        max_duration_s: float = 3600.0, max_no_data_windows: int = 10, gate_url: str | None = None,
                        keep_warm_s: float = 0.0, detach: bool = False, force: bool = False, end_canary: bool = False,
                        actor: str = "") -> dict[str, Any]:
+    if deploys_circuit(root):
+        raise UsageError(f"an analysed canary reads each version's metrics from the adapters' management API, "
+                         f"which Cloud Run does not expose; step {node}'s split with `baton route canary {node} "
+                         f"IMAGE --pct N` and promote with `baton swap {node} IMAGE`.")
     policy = CanaryPolicy(steps=tuple(steps or (10, 25, 50, 100)), error_threshold_pct=error_threshold_pct,
                           latency_threshold_ms=latency_threshold_ms, interval_s=interval_s, min_requests=min_requests,
                           failed_checks_before_rollback=failed_checks, max_duration_s=max_duration_s,

@@ -12,20 +12,28 @@ from flows.up import up
 from tasks.circuit import choose_provider, registered_services
 from tasks.images import build_service_image, ensure_adapter_image
 from tasks.inventory import current_provider, provider_inventory, sweep_leftovers
-from tasks.circuit import observe_circuit
+from tasks.circuit import forget_runtime, observe_circuit
+from tasks.cloudrun import deploy_whole_circuit, deploys_circuit, observe_whole_circuit, teardown_whole_circuit
 
 __all__ = ["deploy", "teardown", "deploy_status"]
 
 
 @flow(name="deploy", flow_run_name="deploy-{circuit}-{provider}")
 async def deploy(root: str, circuit: str = "", provider: str = "local", build: bool = False, offline: bool = False,
-                 timeout_s: float = 60.0) -> dict[str, Any]:
+                 timeout_s: float = 60.0, project: str = "", region: str = "",
+                 public_ingress: bool = False) -> dict[str, Any]:
     """Boot the circuit on ``provider``; with ``build``, first make what it lacks (the adapter image on docker,
-    every registered service's image), then slot each built service."""
+    every registered service's image), then slot each built service. A provider that deploys whole circuits
+    (Cloud Run) gets the images with the circuit instead of slots."""
     await choose_provider(root, provider)
     adapter = await ensure_adapter_image(offline) if build and provider == "docker" else None
     images = [await build_service_image(root, name, path, offline) for name, path in registered_services(root)] \
         if build else []
+    if deploys_circuit(root, provider):
+        cloud = await deploy_whole_circuit(root, project=project, region=region, public_ingress=public_ingress,
+                                           images={i["node_name"]: i["tag"] for i in images})
+        return {"circuit": circuit, "provider": provider, "booted": {"ready": sorted(cloud["nodes"])},
+                "images": images, "slotted": [], "cloud": cloud}
     booted = await up(root=root, circuit=circuit, mock=False, timeout_s=timeout_s)
     slotted = [await slot(root=root, node=image["node_name"], command=image["tag"], force=True, timeout_s=timeout_s)
                for image in images]
@@ -36,8 +44,13 @@ async def deploy(root: str, circuit: str = "", provider: str = "local", build: b
 
 @flow(name="teardown", flow_run_name="teardown-{circuit}")
 async def teardown(root: str, circuit: str = "") -> dict[str, Any]:
-    """Remove everything the deployment created (containers, network, volumes, processes); history stays.
-    Reports what it removed: what the provider held before, less what it holds after."""
+    """Remove everything the deployment created (containers, network, volumes, processes, cloud services);
+    history stays. Reports what it removed: what the provider held before, less what it holds after."""
+    if deploys_circuit(root):
+        cloud = await teardown_whole_circuit(root)
+        await forget_runtime(root)
+        return {"circuit": circuit, "services_stopped": cloud["deleted"], "hosts_stopped": [], "cloud": cloud,
+                "provider": "cloudrun", "removed": {"services": list(cloud["deleted"])}, "left": {}}
     provider = current_provider(root)
     before = await provider_inventory(root, provider)
     stopped = await down(root=root, circuit=circuit)
@@ -50,4 +63,4 @@ async def teardown(root: str, circuit: str = "") -> dict[str, Any]:
 
 @flow(name="deploy-status", flow_run_name="deploy-status-{circuit}")
 async def deploy_status(root: str, circuit: str = "") -> dict[str, Any]:
-    return await observe_circuit(root)
+    return await (observe_whole_circuit(root) if deploys_circuit(root) else observe_circuit(root))

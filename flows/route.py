@@ -16,6 +16,7 @@ from tasks.adapters import node_snapshot, restorable_routing, set_locked, set_ro
 from tasks.audit import record_change
 from tasks.canary import no_canary_in_flight
 from tasks.circuit import current_service, extra_versions
+from tasks.cloudrun import deploy_version, deploys_circuit, drop_version
 from tasks.services import (
     needs_validation,
     plan_service,
@@ -43,7 +44,12 @@ def _primary(root: str, node: str) -> dict[str, Any]:
 @flow(name="route-split", flow_run_name="route-{strategy}-{node}")
 async def route_split(root: str, node: str, command: str, strategy: str, weight: int, force: bool = False,
                       timeout_s: float = 30.0, end_canary: bool = False) -> dict[str, Any]:
-    """Start a second version of ``node`` and send it ``weight`` % (strategy weighted: a/b; canary: stable/canary)."""
+    """Start a second version of ``node`` and send it ``weight`` % (strategy weighted: a/b; canary: stable/canary).
+    On a provider that deploys whole circuits the version is a revision and the split its traffic split."""
+    if deploys_circuit(root):
+        cloud = await deploy_version(root, node, command, weight)
+        return {"node": node, "strategy": strategy, "routing": {"strategy": strategy, "traffic": cloud["split"]},
+                "port": 0, "revision": cloud["revision"], "notes": []}
     await no_canary_in_flight(root, [node], f"route {'ab' if strategy == 'weighted' else strategy} {node}", end_canary)
     names = ("a", "b") if strategy == "weighted" else ("stable", "canary")
     primary = _primary(root, node)
@@ -88,6 +94,9 @@ async def route_lock(root: str, node: str, locked: bool) -> dict[str, Any]:
 @flow(name="route-clear", flow_run_name="route-clear-{node}")
 async def route_clear(root: str, node: str, end_canary: bool = False) -> dict[str, Any]:
     """Back to one backend: the primary version (or the mock) gets all traffic; extra versions stop."""
+    if deploys_circuit(root):
+        cloud = await drop_version(root, node)
+        return {"node": node, "stopped": [], "routing": {"strategy": "single", "traffic": cloud["split"]}}
     await no_canary_in_flight(root, [node], f"route clear {node}", end_canary)
     before = await node_snapshot(root, node)
     primary = current_service(root, node)

@@ -16,6 +16,7 @@ from baton.errors import UsageError
 from tasks.adapters import drain_backend, node_snapshot, switch_backend
 from tasks.audit import record_change
 from tasks.canary import no_canary_in_flight
+from tasks.cloudrun import deploy_version, deploys_circuit
 from tasks.circuit import current_service
 from tasks.services import (
     needs_validation,
@@ -33,6 +34,10 @@ __all__ = ["swap"]
 @flow(name="swap", flow_run_name="swap-{node}")
 async def swap(root: str, node: str, command: str, force: bool = False, timeout_s: float = 30.0,
                drain_timeout_s: float = 30.0, end_canary: bool = False) -> dict[str, Any]:
+    if deploys_circuit(root):  # a new revision that takes all traffic once ready; the old one drains
+        cloud = await deploy_version(root, node, command, 100)
+        return {"node": node, "port": 0, "old_port": 0, "revision": cloud["revision"],
+                "old_revision": cloud["previous"], "command": command, "drained": True, "notes": []}
     await no_canary_in_flight(root, [node], f"swap {node}", end_canary)  # a canary would re-apply its split
     old = current_service(root, node)
     if old is None:

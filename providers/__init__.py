@@ -40,5 +40,13 @@ def _docker() -> Provider:
     return DockerProvider()
 
 
+def _cloudrun() -> Provider:
+    from providers.cloudrun import CloudRunProvider
+
+    return CloudRunProvider()
+
+
 register_provider("local", _local)
 register_provider("docker", _docker)
+register_provider("cloudrun", _cloudrun)
+register_provider("gcp", _cloudrun)  # the original Baton's spelling

@@ -116,7 +116,9 @@ async def choose_provider(root: str, provider: str) -> str:
     get_provider(provider)  # unknown names fail here, with the list of known ones
     circuit = open_circuit(root)
     state = circuit.state()
-    if state.running and state.provider != provider:
+    current: Any = get_provider(state.provider) if state.provider != provider else None
+    deployed = current is not None and getattr(current, "deployed", lambda _: False)(circuit.state_dir)
+    if (state.running or deployed) and state.provider != provider:
         raise UsageError(f"the circuit runs on the {state.provider} provider; `baton teardown` it before deploying "
                          f"to {provider}.")
     state.provider = provider

@@ -13,24 +13,31 @@ __all__ = ["deploy", "teardown", "deploy_status"]
 
 
 @click.command()
-@click.option("--provider", default="local", show_default=True, help="Where to run: local or docker.")
+@click.option("--provider", default="local", show_default=True,
+              help="Where to run: local, docker or cloudrun (gcp is the same).")
 @click.option("--build", is_flag=True, help="Build what is missing first (on docker the adapter image: pulled when "
               "a registry answers, else built) and every registered service's image, and slot each.")
 @click.option("--offline", is_flag=True, help="With --build: pull nothing; build on the offline (debootstrap) base.")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True)
+@click.option("--project", default="", help="cloudrun: the Google Cloud project (default: deploy.project).")
+@click.option("--region", default="", help="cloudrun: the region (default: deploy.region).")
+@click.option("--public-ingress", is_flag=True, help="cloudrun: let anyone invoke the ingress node (allUsers).")
 @json_option
 @click.pass_obj
-def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float, as_json: bool) -> None:
+def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float, project: str, region: str,
+           public_ingress: bool, as_json: bool) -> None:
     """Deploy the circuit: adapters for every node on PROVIDER (mocks where nothing is slotted)."""
     from providers import get_provider
 
-    get_provider(provider)  # an unknown provider is a usage error before anything starts
+    provider = get_provider(provider).name  # unknown: a usage error before anything starts; gcp -> cloudrun
     if provider == "local":
         from baton.cli.conductor_launch import ensure_conductor
 
         ensure_conductor(obj.project())
-    _, result = run_flow_command(obj, "deploy", {"provider": provider, "build": build, "offline": offline,
-                                                 "timeout_s": timeout_s}, as_json)
+    params: dict[str, Any] = {"provider": provider, "build": build, "offline": offline, "timeout_s": timeout_s}
+    if provider == "cloudrun":
+        params.update(project=project, region=region, public_ingress=public_ingress)
+    _, result = run_flow_command(obj, "deploy", params, as_json)
 
     def human(c: Any) -> None:
         booted = result["booted"]
@@ -46,6 +53,12 @@ def deploy(obj: Any, provider: str, build: bool, offline: bool, timeout_s: float
             c.print(f"  built {image['tag']} for {image['node_name']}")
         for slotted in result["slotted"]:
             c.print(f"  slotted {slotted['command']} into {slotted['node']}")
+        cloud = result.get("cloud")
+        if cloud:
+            c.print(f"  project {cloud['project']}, region {cloud['region']}, invoker {cloud['account']}; "
+                    f"worst case ${cloud['cost']['monthly_usd']:,.2f} a month; {cloud['seconds']} s")
+            for name, node in cloud["nodes"].items():
+                c.print(f"  {name:<16} {node['url']}  ({node['revision']}{', public' if node.get('public') else ''})")
 
     emit(as_json, result, human)
 

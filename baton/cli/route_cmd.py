@@ -72,6 +72,11 @@ def _split(value: str) -> int:
     return int(match.group(2))
 
 
+def _where(result: dict[str, Any]) -> str:
+    """Where a second version runs: its port, or its revision on a provider of revisions (Cloud Run)."""
+    return f"as revision {result['revision']}" if result.get("revision") else f"on port {result['port']}"
+
+
 @click.group()
 def route() -> None:
     """Show and change how a node's adapter routes traffic."""
@@ -128,7 +133,7 @@ def route_ab(obj: Any, node: str, command: str, split: str, force: bool, end_can
     _, result = run_flow_command(obj, "route-split", {"node": node, "command": command, "strategy": "weighted",
                                           "weight": weight, "force": force, "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: (print_notes(c, result), c.print(
-        f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} on port {result['port']})")))
+        f"[bold]{node}[/]: a {100 - weight}% / b {weight}% (b = {command} {_where(result)})")))
 
 
 @route.command("canary")
@@ -181,7 +186,7 @@ def route_canary(obj: Any, node: str, command: str, pct: int | None, promote: bo
                                                           "end_canary": end_canary}, as_json)
         emit(as_json, result, lambda c: (print_notes(c, result), c.print(
             f"[bold]{node}[/]: stable {100 - weights[0]}% / canary {weights[0]}% (canary = {command} on port "
-            f"{result['port']}); add --promote to analyse and promote automatically")))
+            f"{_where(result)}); add --promote to analyse and promote automatically")))
         return
     _, result = run_flow_command(obj, "route-canary", {
         "node": node, "command": command, "steps": weights, "error_threshold_pct": error_threshold,

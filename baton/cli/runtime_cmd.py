@@ -119,6 +119,8 @@ def swap(obj: Any, node: str, command: str, force: bool, timeout_s: float, end_c
     _, result = run_flow_command(obj, "swap", {"node": node, "command": command, "force": force, "timeout_s": timeout_s,
                                                "end_canary": end_canary}, as_json)
     emit(as_json, result, lambda c: (print_notes(c, result), c.print(
+        f"Swapped [bold]{node}[/]: revision {result['old_revision']} drained, {command} serves as {result['revision']}"
+        if result.get("revision") else
         f"Swapped [bold]{node}[/]: port {result['old_port']} drained and stopped, {command} serves on {result['port']}")))
 
 

@@ -171,6 +171,9 @@ class YamlDocument:
             raise ConfigError(f"{label}{where}: {problem}; fix the YAML syntax there.") from None
         except YAMLError as exc:
             raise ConfigError(f"{label} is not valid YAML ({exc}); fix the YAML syntax.") from None
+        except TypeError:  # ruamel's complex keys (`? ` with a mapping or list) are unhashable
+            raise ConfigError(f"{label}: expected plain keys, found a mapping or list used as a key (`? ...`); "
+                              "use strings as keys.") from None
         except RecursionError:
             raise ConfigError(
                 f"{label}: expected values nested at most {limits.max_depth} levels deep, found deeper nesting; "

@@ -28,6 +28,7 @@ __all__ = [
     "TaintConfig",
     "ArbiterConfig",
     "LedgerConfig",
+    "CloudPrices",
     "DeployConfig",
 ]
 
@@ -232,6 +233,15 @@ class LedgerConfig(BaseModel):
     api_endpoint: str = ""
 
 
+class CloudPrices(BaseModel):
+    """Per-second prices of an instance's resources (Cloud Run's list prices by default; set your region's)."""
+
+    model_config = _FROZEN
+
+    vcpu_second_usd: float = Field(default=0.000024, ge=0, description="price of one vCPU for one second")
+    gib_second_usd: float = Field(default=0.0000025, ge=0, description="price of one GiB of memory for one second")
+
+
 class DeployConfig(BaseModel):
     model_config = _FROZEN
 
@@ -241,3 +251,12 @@ class DeployConfig(BaseModel):
     namespace: str = ""
     build: bool = False
     image: str = ""
+    registry: str = Field(default="", description="where cloud providers push images (HOST[:PORT][/PATH])")
+    max_instances: int = Field(default=3, ge=1, le=1000, description="instances per node at most (cloud providers)")
+    cpu: float = Field(default=1.0, gt=0, le=8, description="vCPUs per instance (adapter and service together)")
+    memory_mib: int = Field(default=512, ge=128, le=32768, description="memory per instance in MiB")
+    monthly_budget_usd: float = Field(default=1000.0, ge=0,
+                                      description="refuse a cloud deploy whose worst-case month costs more")
+    prices: CloudPrices = Field(default_factory=CloudPrices)
+    service_account: str = Field(default="", description="the identity nodes call each other as (default: "
+                                                         "baton-<circuit>@<project>.iam.gserviceaccount.com)")
