@@ -22,7 +22,7 @@ __all__ = ["ADAPTER_REPOSITORY", "AdapterImage", "adapter_image_name", "adapter_
 ADAPTER_REPOSITORY = "baton-adapter"
 IMAGE_ENV = "BATON_ADAPTER_IMAGE"  # the image adapter containers run (default baton-adapter:latest)
 REGISTRY_ENV = "BATON_ADAPTER_REGISTRY"  # where published adapter images live; empty: never pull
-PUBLISHED_REGISTRY = "ghcr.io/baton-orchestrator"
+PUBLISHED_REGISTRY = ""  # no registry publishes Baton's adapter image yet: set BATON_ADAPTER_REGISTRY to yours
 Progress = Callable[[str], None]
 
 

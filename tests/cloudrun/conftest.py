@@ -287,7 +287,7 @@ def _service_image(client, tag: str, version: str) -> str:
     base = ensure_offline_base(client)
     with tempfile.TemporaryDirectory(prefix="baton-crtest-") as tmp:
         context = Path(tmp)
-        shutil.copy2(REPO / "examples" / "shop" / "services" / "users.py", context / "users.py")
+        shutil.copy2(REPO / "examples" / "shop" / "services" / "users" / "app.py", context / "users.py")
         (context / "Dockerfile").write_text(f"FROM {base}\nCOPY users.py /app/users.py\n"
                                             f"ENV USERS_VERSION={version}\nCMD [\"python3\", \"/app/users.py\"]\n")
         build_image(client, context, tag, what=f"the test image {tag}")
