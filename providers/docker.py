@@ -53,13 +53,9 @@ class DockerProvider:
     @property
     def client(self) -> Any:
         if self._client is None:
-            try:
-                import docker
+            from baton.images.engine import engine_client
 
-                self._client = docker.from_env()
-                self._client.ping()
-            except Exception as exc:  # noqa: BLE001 - every way of not reaching the engine reads the same
-                raise BatonError(f"no Docker engine answers ({exc}); start dockerd or use --provider local.") from exc
+            self._client = engine_client("start dockerd or use --provider local")
         return self._client
 
     # -- shared -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from baton.images.engine import engine_client
 from tasks.context import progress_lines, step
 
 __all__ = ["build_adapter_image", "ensure_adapter_image", "build_service_image", "push_image"]
@@ -13,12 +14,10 @@ __all__ = ["build_adapter_image", "ensure_adapter_image", "build_service_image",
 @step("build-adapter-image", retries=1, retry_delay_seconds=2)
 async def build_adapter_image(offline: bool, base_image: str | None = None) -> dict[str, Any]:
     """Build (or find cached) the adapter image; each build step is logged to the run."""
-    import docker
-
     from baton.images.adapter import build_adapter_image as build
 
     progress = progress_lines()
-    client = docker.from_env()
+    client = engine_client("start dockerd, or build on a machine that runs one")
     try:
         image = await asyncio.to_thread(build, client, offline=offline, base_image=base_image, progress=progress)
     finally:
@@ -29,12 +28,10 @@ async def build_adapter_image(offline: bool, base_image: str | None = None) -> d
 @step("ensure-adapter-image", retries=0)
 async def ensure_adapter_image(offline: bool = False) -> dict[str, Any]:
     """Make the adapter image the docker provider runs exist: present, pulled (a published tag) or built."""
-    import docker
-
     from baton.images.adapter import ensure_adapter_image as ensure
 
     progress = progress_lines()
-    client = docker.from_env()
+    client = engine_client("start dockerd, or build on a machine that runs one")
     try:
         return await asyncio.to_thread(ensure, client, offline=offline, progress=progress)
     finally:
@@ -47,15 +44,13 @@ async def build_service_image(root: str, node: str, path: str, offline: bool,
     """Build one service's image from its directory and record it in .baton/images.json."""
     from pathlib import Path
 
-    import docker
-
     from baton.images.service import build_service_image as build
     from baton.images.service import record_image, repository_for
     from tasks.context import open_circuit
 
     circuit = open_circuit(root)
     progress = progress_lines()
-    client = docker.from_env()
+    client = engine_client("start dockerd, or build on a machine that runs one")
     try:
         image = await asyncio.to_thread(build, client, Path(path), name=node,
                                         repository=repository_for(circuit.config.name, node), offline=offline,
@@ -69,11 +64,9 @@ async def build_service_image(root: str, node: str, path: str, offline: bool,
 @step("push-image", retries=2, retry_delay_seconds=1)
 async def push_image(tag: str, registry: str, target_tag: str | None = None) -> dict[str, Any]:
     """Tag ``tag`` into ``registry`` and push it; the engine's error is raised as one sentence."""
-    import docker
-
     from baton.errors import BatonError
 
-    client = docker.from_env()
+    client = engine_client("start dockerd, or build on a machine that runs one")
     try:
         image = client.images.get(tag)
         repository = f"{registry.rstrip('/')}/{tag.split(':')[0]}"

@@ -1,4 +1,4 @@
-"""Shared fixtures: fresh projects for CLI tests."""
+"""Shared fixtures: fresh projects for CLI tests, the session's Baton directory, the Docker engine."""
 
 from __future__ import annotations
 
@@ -7,6 +7,25 @@ from pathlib import Path
 import pytest
 
 from baton_cli import run_baton
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of the Docker engine (the docker and cloudrun layers); skipped where none answers, failed when
+    BATON_REQUIRE_DOCKER is set (CI)."""
+    import os
+
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no usable engine here
+        if os.environ.get("BATON_REQUIRE_DOCKER"):
+            pytest.fail(f"BATON_REQUIRE_DOCKER is set but no Docker engine answers: {exc}")
+        pytest.skip(f"no Docker engine answers ({exc}); .ci/run installs and starts one")
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,20 @@ from typing import Any
 
 from baton.errors import BatonError
 
-__all__ = ["build_image", "image_available"]
+__all__ = ["engine_client", "build_image", "image_available"]
+
+
+def engine_client(instead: str) -> Any:
+    """A client of the Docker engine that answered a ping, or one sentence saying none answers and, from
+    ``instead``, what to do about it."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - every way of not reaching the engine reads the same
+        raise BatonError(f"no Docker engine answers ({exc}); {instead}.") from exc
+    return client
 
 
 def image_available(client: Any, image: str, progress: Callable[[str], None] = lambda _: None) -> bool:

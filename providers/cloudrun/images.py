@@ -37,13 +37,9 @@ class ImagePusher:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import docker
+            from baton.images.engine import engine_client
 
-            try:
-                self._client = docker.from_env()
-                self._client.ping()
-            except Exception as exc:  # noqa: BLE001 - every way of not reaching the engine reads the same
-                raise BatonError(f"no Docker engine answers ({exc}); Cloud Run images are built locally.") from exc
+            self._client = engine_client("Cloud Run images are built and pushed from this machine: start dockerd")
         return self._client
 
     def adapter_image(self, config: CircuitConfig, root: Path) -> str:

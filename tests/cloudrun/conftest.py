@@ -59,21 +59,6 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def docker_client():
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable engine here
-        if os.environ.get("BATON_REQUIRE_DOCKER"):
-            pytest.fail(f"BATON_REQUIRE_DOCKER is set but no Docker engine answers: {exc}")
-        pytest.skip(f"no Docker engine answers ({exc}); .ci/run installs and starts one")
-    yield client
-    client.close()
-
-
 def _compose() -> bool:
     """Whether pytest-docker and docker-compose are here (else the fixtures run the two as processes)."""
     try:

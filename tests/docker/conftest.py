@@ -6,24 +6,8 @@ started dockerd) so that a missing engine fails instead of skipping.
 
 from __future__ import annotations
 
-import os
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def docker_client():
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable engine here
-        if os.environ.get("BATON_REQUIRE_DOCKER"):
-            pytest.fail(f"BATON_REQUIRE_DOCKER is set but no Docker engine answers: {exc}")
-        pytest.skip(f"no Docker engine answers ({exc}); .ci/run installs and starts one")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="session")
