@@ -246,3 +246,19 @@ class ControlClient:
     async def drain(self, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
         return await self.request("POST", "/drain", {"host": host, "port": port, "timeout_s": timeout_s},
                                   timeout_s=timeout_s + 5)
+
+
+async def served_fingerprints(config: Any, state_dir: Any, nodes: Any) -> dict[str, str]:
+    """What each node's adapter says its data port serves (``GET /tls``): node -> SHA-256 fingerprint; a node
+    whose adapter does not answer, or serves no TLS, is left out."""
+    import asyncio
+
+    async def one(name: str) -> tuple[str, str]:
+        try:
+            client = ControlClient.for_node(config, name, timeout_s=2.0, connect_attempts=1, state_dir=state_dir)
+            answer = await client.tls()
+        except ControlError:
+            return name, ""
+        return name, ((answer or {}).get("current") or {}).get("fingerprint_sha256", "")
+
+    return {name: fp for name, fp in await asyncio.gather(*(one(n) for n in nodes)) if fp}

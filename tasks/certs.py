@@ -22,12 +22,12 @@ from baton.certs.circuit import (
     unreported_warnings,
 )
 from baton.certs.layout import TlsLayout
-from baton.control import ControlError
+from baton.control import ControlError, served_fingerprints
 from baton.errors import BatonError, UsageError
 from baton.eventlog import append_event
 from tasks.context import open_circuit, retry_transient, step
 
-__all__ = ["renew_certs", "load_certs", "verify_certs", "served_fingerprints", "running_tls_nodes",
+__all__ = ["renew_certs", "load_certs", "verify_certs", "running_tls_nodes",
            "record_cert_warnings", "file_fingerprint"]
 
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -55,19 +55,6 @@ def running_tls_nodes(circuit: Any) -> list[str]:
     return sorted(n for n, s in state.adapters.items() if n in names and s.host_id in alive)
 
 
-async def served_fingerprints(circuit: Any, nodes: list[str]) -> dict[str, str]:
-    """What each running adapter says it serves (``GET /tls``); a node that does not answer is left out."""
-
-    async def one(node: str) -> tuple[str, str]:
-        try:
-            answer = await circuit.client(node, timeout_s=3.0).tls()
-        except ControlError:
-            return node, ""
-        return node, ((answer or {}).get("current") or {}).get("fingerprint_sha256", "")
-
-    return {n: fp for n, fp in await asyncio.gather(*(one(n) for n in nodes)) if fp}
-
-
 def _snapshot(paths: list[Path]) -> dict[str, str | None]:
     return {str(p): (p.read_text(encoding="utf-8") if p.exists() else None) for p in paths}
 
@@ -82,7 +69,7 @@ async def renew_certs(root: str, renew: list[str] | None = None, force_ca: bool 
     _require_tls(circuit)
     config = circuit.config
     running = running_tls_nodes(circuit)
-    served = await served_fingerprints(circuit, running)
+    served = await served_fingerprints(config, circuit.state_dir, running)
     names = circuit_names(config)
     wanted = list(names) if renew == ["*"] else [n for n in (renew or []) if n in names]
     for node in renew or []:

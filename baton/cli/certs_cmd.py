@@ -18,30 +18,16 @@ _STATE_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "expired"
 
 def _served_by(project: Any, config: Any) -> dict[str, list[str]]:
     """Fingerprint -> the running adapters that present it (``GET /tls``); empty when the circuit is down."""
-    from baton.control import ControlClient, ControlError
+    from baton.control import served_fingerprints
     from baton.state import StateStore
 
     state = StateStore(project.state_dir).load()
     if not state.running:
         return {}
     names = [n.name for n in config.nodes if n.name in state.adapters]
-
-    async def one(name: str) -> tuple[str, str]:
-        try:
-            client = ControlClient.for_node(config, name, timeout_s=2.0, connect_attempts=1,
-                                            state_dir=project.state_dir)
-            answer = await client.tls()
-        except ControlError:
-            return name, ""
-        return name, ((answer or {}).get("current") or {}).get("fingerprint_sha256", "")
-
-    async def every() -> list[tuple[str, str]]:
-        return list(await asyncio.gather(*(one(n) for n in names)))
-
     served: dict[str, list[str]] = {}
-    for name, fp in asyncio.run(every()):
-        if fp:
-            served.setdefault(fp, []).append(name)
+    for name, fp in asyncio.run(served_fingerprints(config, project.state_dir, names)).items():
+        served.setdefault(fp, []).append(name)
     return served
 
 

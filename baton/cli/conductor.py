@@ -398,20 +398,12 @@ class Conductor:
 
     async def _cert_check_due(self, config: Any) -> str:
         from baton.certs.circuit import check_due
-        from baton.control import ControlClient, ControlError
+        from baton.control import served_fingerprints
         from baton.state import StateStore
 
         state = await asyncio.to_thread(StateStore(self.project.state_dir).load)
-        served: dict[str, str] = {}
-        for name in (n.name for n in config.nodes if n.name in state.adapters) if state.running else ():
-            try:
-                answer = await ControlClient.for_node(config, name, timeout_s=2.0, connect_attempts=1,
-                                                      state_dir=self.project.state_dir).tls()
-            except ControlError:
-                continue
-            fingerprint = ((answer or {}).get("current") or {}).get("fingerprint_sha256")
-            if fingerprint:
-                served[name] = fingerprint
+        names = [n.name for n in config.nodes if n.name in state.adapters] if state.running else []
+        served = await served_fingerprints(config, self.project.state_dir, names)
         return await asyncio.to_thread(check_due, self.project.state_dir, config, root=Path(self.project.root),
                                        served=served)
 
