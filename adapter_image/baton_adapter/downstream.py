@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .exchange import Exchange
     from .interfaces import DataNode
     from .upstream import UpstreamConnection
 
@@ -39,6 +38,6 @@ class Downstream(Protocol):
 
     def resume(self, reason: int) -> None: ...
 
-    def exchange_finished(self, ex: Exchange, keep_open: bool) -> None: ...
+    def exchange_finished(self, ex: Any, keep_open: bool) -> None: ...  # ex: the exchange.Exchange that ended
 
     def start_tunnel(self, conn: UpstreamConnection) -> None: ...
