@@ -243,6 +243,18 @@ class ControlClient:
     async def abort_tls(self) -> dict[str, Any]:
         return await self.request("DELETE", "/tls/staged")
 
+    async def taint(self, since: int = 0) -> dict[str, Any]:
+        """The node's taint state and its sightings after ``since`` (``GET /taint``, at most 1,000, oldest first)."""
+        return await self.request("GET", f"/taint?since={int(since)}")
+
+    async def set_taint(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the node's taint state (``PUT /taint``: enabled, generation, canaries, seed)."""
+        return await self.request("PUT", "/taint", body)
+
+    async def clear_taint(self) -> dict[str, Any]:
+        """Stop scanning; forget canaries and sightings (``DELETE /taint``)."""
+        return await self.request("DELETE", "/taint")
+
     async def drain(self, host: str, port: int, timeout_s: float = 30.0) -> dict[str, Any]:
         return await self.request("POST", "/drain", {"host": host, "port": port, "timeout_s": timeout_s},
                                   timeout_s=timeout_s + 5)

@@ -15,6 +15,12 @@ whole project directory removed) the service gets SIGTERM, then SIGKILL after
 (exit 2) before the service starts. When the output file cannot be written
 (its directory vanished, the disk is full, it was removed), lines are dropped:
 the service's pipes keep being drained, so it never blocks on a full pipe.
+
+With ``--taint-file PATH --sightings-file PATH`` (taint analysis on), each line is also scanned for the active
+canaries of PATH (``.baton/taint_canaries.jsonl``, read again when it changes, looked at once a second at most)
+and every one found is appended to the sightings file as ``{fingerprint, kind, node, direction: "log", part:
+stdout|stderr, time, pid}`` (one per canary and line), for the conductor to judge: canary data must not be
+logged. The sightings file is appended under an flock and rotated past 10 MiB to ``.1``.
 """
 
 from __future__ import annotations
@@ -177,9 +183,89 @@ def _env_int(name: str, default: int, floor: int) -> int:
         return default
 
 
-def _pump(stream, name: str, node: str, out: _Output) -> None:
+class _Taint:
+    """The active canaries (re-read when their file changes) and the appending of the sightings among them."""
+
+    CHECK_S = 1.0
+    MAX_BYTES = 10 * 1024 * 1024
+
+    def __init__(self, canaries: str, sightings: str, node: str) -> None:
+        from baton_adapter.taint import values  # standard library only; imported only when taint is on
+
+        self.values = values
+        self.canaries = canaries
+        self.sightings = sightings
+        self.node = node
+        self.lock = threading.Lock()
+        self.active: dict[str, str] = {}  # fingerprint -> kind
+        self.seen: tuple[int, int, int] | None = None
+        self.next_check = 0.0
+
+    def _refresh(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next_check:
+                return
+            self.next_check = now + self.CHECK_S
+            try:
+                stat = os.stat(self.canaries)
+                seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                seen = None
+            if seen == self.seen:
+                return
+            self.seen = seen
+            active = {}
+            try:
+                with open(self.canaries, "rb") as file:
+                    for raw in file:
+                        try:
+                            record = json.loads(raw)
+                            fingerprint, kind = record["fingerprint"], record["kind"]
+                        except (ValueError, TypeError, KeyError):
+                            continue  # a corrupt line (or one being appended): skipped
+                        if kind in self.values.FAMILIES and isinstance(fingerprint, str) and len(fingerprint) == 8:
+                            active[fingerprint] = kind
+            except OSError:
+                pass
+            self.active = active
+
+    def scan(self, raw: bytes, stream: str, instance: int) -> None:
+        self._refresh()
+        active = self.active
+        if not active:
+            return
+        found: dict[str, str] = {}
+        for token in self.values.find(raw):
+            kind = active.get(token.fingerprint)
+            if kind is not None and self.values.FAMILIES[kind] == token.family:
+                found[token.fingerprint] = kind
+        if found:
+            now = time.time()
+            self._append("".join(json.dumps({"fingerprint": fp, "kind": kind, "node": self.node, "direction": "log",
+                                             "part": stream, "time": now, "pid": instance}) + "\n"
+                                 for fp, kind in found.items()))
+
+    def _append(self, text: str) -> None:
+        try:
+            with open(self.sightings + ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if os.stat(self.sightings).st_size > self.MAX_BYTES:
+                        os.replace(self.sightings, self.sightings + ".1")
+                except FileNotFoundError:
+                    pass
+                with open(self.sightings, "a", encoding="utf-8") as file:
+                    file.write(text)
+        except OSError:
+            pass  # the project is going away, or the disk is full: the sighting is lost like the line would be
+
+
+def _pump(stream, name: str, node: str, out: _Output, taint: _Taint | None = None) -> None:
     instance = os.getpid()  # the pump leads the service's process group: the instance's recorded pid
     for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):  # a longer line is cut into records
+        if taint is not None:
+            taint.scan(raw, name, instance)
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         record = {
             "node_name": node,
@@ -241,11 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--lease", help="stop the service and exit once this path no longer exists")
+    parser.add_argument("--taint-file", help="the active canaries (.baton/taint_canaries.jsonl) to look for")
+    parser.add_argument("--sightings-file", help="where canaries found in the output are appended")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given after --")
+    if (args.taint_file is None) != (args.sightings_file is None):
+        parser.error("--taint-file and --sightings-file go together; give both or neither")
     lease = interval = None
     if args.lease is not None:
         lease = os.path.abspath(args.lease)  # the pump may outlive its working directory
@@ -271,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     out = _Output(args.out)
-    pumps = [threading.Thread(target=_pump, args=(s, n, args.node, out), daemon=True)
+    taint = None
+    if args.taint_file is not None:  # absolute: the pump may outlive its working directory
+        taint = _Taint(os.path.abspath(args.taint_file), os.path.abspath(args.sightings_file), args.node)
+    pumps = [threading.Thread(target=_pump, args=(s, n, args.node, out, taint), daemon=True)
              for s, n in ((child.stdout, "stdout"), (child.stderr, "stderr"))]
     for pump in pumps:
         pump.start()

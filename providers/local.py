@@ -78,6 +78,19 @@ def pump_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {**base_env(environ), **{k: environ[k] for k in keep if k in environ}}
 
 
+def taint_arguments(root: Path, state_dir: Path) -> list[str]:
+    """With taint analysis on, the log pump scans the service's output for the active canaries (a project whose
+    baton.yaml cannot be read has it off)."""
+    from baton.taint import CANARIES_FILE, SIGHTINGS_FILE
+
+    try:
+        if not _config(root).taint.enabled:
+            return []
+    except BatonError:
+        return []
+    return ["--taint-file", str(state_dir / CANARIES_FILE), "--sightings-file", str(state_dir / SIGHTINGS_FILE)]
+
+
 def check_startable(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
     """Refuse a command the OS could not start, with its reason, before anything is spawned (the service
     runs under the log pump and ``env -i``, where the reason would only reach its log)."""
@@ -153,8 +166,8 @@ class LocalProvider:
         check_startable(argv, environment, root)
         lease = leases.create(state_dir, leases.SERVICE, node=node.name, argv=argv)
         wrapper = [sys.executable, "-m", "baton.logpump", "--node", node.name,
-                   "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path), "--",
-                   *exactly(environment, argv)]
+                   "--out", str(state_dir / "service_logs.jsonl"), "--lease", str(lease.path),
+                   *taint_arguments(root, state_dir), "--", *exactly(environment, argv)]
         record = _spawn_leased(lease, wrapper, env=pump_env(os.environ), cwd=root)
         slot = ServiceSlot(command=" ".join(argv), argv=list(argv), env=dict(env), is_mock=False, host="127.0.0.1",
                            port=port, process=_info(record), started_at=now_iso(), lease=str(lease.path))

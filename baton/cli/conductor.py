@@ -120,6 +120,7 @@ class Conductor:
         self.start_custodian()
         self.spawn(self.canary_ticker())
         self.spawn(self.cert_ticker())
+        self.spawn(self.taint_ticker())
         self.spawn(self.watch_project())
         self.spawn(self.shed_when_idle())
         try:
@@ -406,6 +407,52 @@ class Conductor:
         served = await served_fingerprints(config, self.project.state_dir, names)
         return await asyncio.to_thread(check_due, self.project.state_dir, config, root=Path(self.project.root),
                                        served=served)
+
+    async def taint_ticker(self) -> None:
+        """While ``taint.enabled`` and the circuit runs, every ``BATON_TAINT_POLL_S`` (default 1 s): one collector
+        pass in-process (:func:`baton.taint.collector.collect_once`: adapters reloaded when they lost their
+        canaries, new sightings judged); each violation goes to events.jsonl and to every ``baton watch``.
+        Nothing is asked of anyone while taint is off."""
+        if os.environ.get("BATON_NO_SCHEDULES") == "1":
+            return
+        from baton.state import StateStore
+
+        try:
+            poll = max(0.1, float(os.environ.get("BATON_TAINT_POLL_S") or 1.0))
+        except ValueError:
+            log.warning("BATON_TAINT_POLL_S expects seconds, found %r: polling every 1 s",
+                        os.environ.get("BATON_TAINT_POLL_S"))
+            poll = 1.0
+        store = StateStore(self.project.state_dir)
+        cursors, failure = None, ""
+        while True:
+            interval = 5.0  # while taint is off or the circuit is down: look again at the config soon
+            try:
+                config = self.project.load()
+                if config.taint.enabled and (await asyncio.to_thread(store.load)).running:
+                    from baton.taint.collector import CursorStore, collect_once
+
+                    interval = poll
+                    cursors = cursors or CursorStore(self.project.state_dir)
+                    found = await collect_once(config, self.project.state_dir, cursors)
+                    for violation in found:
+                        self.tell_watchers({"at": violation.detected_at, "node": violation.node, "kind": "taint",
+                                            "status": "violation", "reason": "; ".join(violation.reasons)})
+                    if found:
+                        log.warning("taint: %d new violations; the newest at %s: %s", len(found), found[-1].edge,
+                                    "; ".join(found[-1].reasons))
+                failure = ""
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again (the same failure is logged once)
+                if f"{type(exc).__name__}: {exc}" != failure:
+                    failure = f"{type(exc).__name__}: {exc}"
+                    log.exception("the taint collection failed")
+            await asyncio.sleep(interval)
+
+    def tell_watchers(self, item: dict[str, Any]) -> None:
+        """Hand a line to every ``baton watch`` (they follow the custodian's stream)."""
+        for queue in list(self.custody.watchers if self.custody is not None else ()):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
 
     async def watch_project(self) -> None:
         """Stop when the project is gone (``rm -rf``): its baton.yaml vanished, or the lock file this conductor

@@ -46,11 +46,14 @@ FLOWS: dict[str, str] = {
     "heal-adapter": "flows.heal_adapter:heal_adapter",
     "cert-rotate": "flows.certs:cert_rotate",
     "cert-check": "flows.certs:cert_check",
+    "taint-seed": "flows.taint:taint_seed",
+    "taint-clear": "flows.taint:taint_clear",
+    "taint-soak": "flows.taint_soak:taint_soak",
 }
 
 # Flows that run for long and take the project lock only around their steps (so other commands go on), and
 # that the conductor runs beside others rather than one at a time.
-SELF_LOCKING = frozenset({"route-canary", "canary-tick", "cert-check"})
+SELF_LOCKING = frozenset({"route-canary", "canary-tick", "cert-check", "taint-soak"})
 
 Progress = Callable[[str], None]
 

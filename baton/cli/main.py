@@ -26,6 +26,8 @@ from baton.cli.runtime_cmd import apply, collapse, down, serve, slot, swap, up
 from baton.cli.server_cmd import server, ui
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
+from baton.cli.taint_cmd import taint
+from baton.cli.test_cmd import test
 from baton.cli.topology_cmd import contract, edge, init, node
 
 __all__ = ["cli", "main"]
@@ -69,7 +71,7 @@ cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
 for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
-                 deploy_status, watch, heal, server, ui, certs, ci):
+                 deploy_status, watch, heal, server, ui, certs, ci, taint, test):
     cli.add_command(_command)
 
 

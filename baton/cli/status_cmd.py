@@ -151,11 +151,19 @@ def status_payload(project: Any) -> dict[str, Any]:
         "running": bool(runtime),
         "start_order": list(graph.topological_order()),
         "cycles": [list(c) for c in graph.cycles()],
+        "taint": _taint(project, config),
         **_runtime_parts(project, state.running),
     }
 
 
 ESCALATED = ("mocked", "faulted")
+
+
+def _taint(project: Any, config: Any) -> dict[str, Any]:
+    """Taint analysis: on or off, active canaries, violations and the newest (see ``baton taint status``)."""
+    from baton.cli.taint_cmd import taint_summary
+
+    return taint_summary(project, config)
 
 
 @click.command()
@@ -209,6 +217,13 @@ def status(obj: Any, check: bool, as_json: bool) -> None:
             c.print(f"Conductor: not running{' (' + conductor['note'] + ')' if conductor.get('note') else ''}")
         c.print(f"Prefect API: {prefect['api_url'] or 'not started yet'} "
                 f"({'answering' if prefect['running'] else 'not answering'}; kept by {prefect['managed_by']})")
+        taint = payload["taint"]
+        if taint["enabled"] or taint["canaries"] or taint["violations"]:
+            last = taint["last_violation"]
+            c.print(f"Taint: {'on' if taint['enabled'] else 'off'}; {taint['canaries']} canaries; "
+                    f"{taint['violations']} violations"
+                    + (f" (newest at {last['edge']}: {last['kind']} of {last['origin']})" if last else "")
+                    + " (`baton taint status`)")
         for cycle in payload["cycles"]:
             c.print(f"[yellow]Cycle:[/] {' -> '.join(cycle)} (these nodes start together)")
 

@@ -19,10 +19,12 @@ The public face is small::
 
 from ._engine import MockEngine, MockRequest, MockResponse
 from ._errors import ContractError, MockError
+from ._examples import ExampleRequest, example_request
 from ._slot import Mismatch, ProbeResult, ValidationReport, validate_service
 
 __all__ = [
     "ContractError",
+    "ExampleRequest",
     "Mismatch",
     "MockEngine",
     "MockError",
@@ -30,5 +32,6 @@ __all__ = [
     "MockResponse",
     "ProbeResult",
     "ValidationReport",
+    "example_request",
     "validate_service",
 ]

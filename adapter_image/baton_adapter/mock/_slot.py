@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
-from ._contract import NO_EXAMPLE, MediaType, Operation, Parameter, Response
+from ._contract import Operation, Response
 from ._engine import MockEngine
-from ._generate import derive_seed
+from ._examples import example_request
 from ._request import base_media_type, is_json
-from ._select import choose_media
 
 __all__ = ["Mismatch", "ProbeResult", "ValidationReport", "validate_service"]
 
@@ -144,52 +141,9 @@ async def validate_service(
     return report
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _param_value(engine: MockEngine, op: Operation, param: Parameter) -> Any:
-    if param.example is not NO_EXAMPLE:
-        return param.example
-    if param.schema is None:
-        return "1"
-    seed = derive_seed(_SLOT_SEED, op.method, op.path, param.where, param.name)
-    return engine.generate(param.schema, seed, direction="request")
-
-
 def _build(engine: MockEngine, op: Operation) -> tuple[str, list[tuple[str, str]], dict[str, str], bytes | None]:
-    path = op.path
-    query: list[tuple[str, str]] = []
-    headers = {"accept": "application/json, */*;q=0.5"}
-    for param in op.parameters:
-        if param.where == "path":
-            value = _param_value(engine, op, param)
-            text = ",".join(map(_text, value)) if isinstance(value, list) else _text(value)
-            path = path.replace("{" + param.name + "}", quote(text, safe=""))
-        elif param.required and param.where == "query":
-            value = _param_value(engine, op, param)
-            values = value if isinstance(value, list) else [value]
-            query.extend((param.name, _text(v)) for v in values)
-        elif param.required and param.where == "header":
-            headers[param.name] = _text(_param_value(engine, op, param))
-    path = re.sub(r"\{[^{}/]+\}", "1", path)
-    body: bytes | None = None
-    if op.request_body is not None and op.method not in SAFE_METHODS:
-        media = choose_media(op.request_body.content, "application/json")
-        if isinstance(media, MediaType):
-            if media.example is not NO_EXAMPLE:
-                value = media.example
-            elif media.schema is not None:
-                value = engine.generate(media.schema, derive_seed(_SLOT_SEED, op.path, "body"), direction="request")
-            else:
-                value = {}
-            body = json.dumps(value).encode("utf-8")
-            headers["content-type"] = "application/json"
-    return path, query, headers, body
+    request = example_request(engine, op, _SLOT_SEED)
+    return request.path, request.query, request.headers, request.body_bytes()
 
 
 @dataclass(frozen=True)
