@@ -10,12 +10,12 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from baton.errors import BatonError, UsageError
 
-__all__ = ["RunSummary", "HistoryClient", "mark_abandoned_runs", "process_tag", "IDLE_SUFFIX"]
+__all__ = ["RunSummary", "HistoryClient", "LogLine", "mark_abandoned_runs", "process_tag", "epoch", "IDLE_SUFFIX"]
 
 IDLE_SUFFIX = "-idle"  # scheduled runs that found nothing to do: hidden unless asked for
 
@@ -31,6 +31,8 @@ class RunSummary:
     started: str
     duration_s: float | None
     parameters: dict[str, Any]
+    ended: str = ""  # when it reached its final state (empty while it runs)
+    subflow: bool = False  # run by another flow (it carries its parent's tags, action included)
 
     @classmethod
     def from_api(cls, run: dict[str, Any]) -> RunSummary:
@@ -50,10 +52,34 @@ class RunSummary:
             started=run.get("start_time") or run.get("expected_start_time") or "",
             duration_s=round(run["total_run_time"], 3) if run.get("total_run_time") is not None else None,
             parameters=params,
+            ended=run.get("end_time") or "",
+            subflow=run.get("parent_task_run_id") is not None,
         )
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log line of a run (or of one of its steps)."""
+
+    run_id: str
+    at: float | None
+    message: str
+
+
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch of an ISO time as the Prefect API writes it (None when there is none)."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 class HistoryClient:
@@ -96,6 +122,24 @@ class HistoryClient:
                 break
             offset += page
         return kept[:limit]
+
+    def logs(self, run_ids: list[str], *, limit: int = 20000) -> list[LogLine]:
+        """The log lines of the runs ``run_ids`` (their steps' included), oldest first, at most ``limit``."""
+        found: list[LogLine] = []
+        page = 200
+        for start in range(0, len(run_ids), 50):
+            ids = run_ids[start:start + 50]
+            offset = 0
+            while len(found) < limit:
+                lines = self._call("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": ids}},
+                                                            "sort": "TIMESTAMP_ASC", "limit": page,
+                                                            "offset": offset}) or []
+                found += [LogLine(str(line.get("flow_run_id") or ""), epoch(line.get("timestamp")),
+                                  str(line.get("message") or "")) for line in lines]
+                if len(lines) < page:
+                    break
+                offset += page
+        return sorted(found[:limit], key=lambda line: line.at or 0.0)
 
     def schedule_deployment(self, deployment_id: str) -> None:
         """Ask the server to plan a deployment's next scheduled runs now (its scheduler does so once a minute)."""

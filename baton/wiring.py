@@ -146,5 +146,11 @@ def adapter_node(
     return entry
 
 
-def adapter_config(nodes: Sequence[Mapping[str, Any]], *, events_file: Path, grace_s: float = 10.0) -> dict[str, Any]:
-    return {"events_file": str(events_file), "shutdown_grace_s": grace_s, "nodes": [dict(n) for n in nodes]}
+def adapter_config(nodes: Sequence[Mapping[str, Any]], *, events_file: Path | None = None,
+                   grace_s: float = 10.0) -> dict[str, Any]:
+    """An adapter host's config. ``events_file``: where the adapters also append service events (by default they
+    keep them in their rings only, where the conductor's telemetry pipeline reads them on every provider)."""
+    config: dict[str, Any] = {"shutdown_grace_s": grace_s, "nodes": [dict(n) for n in nodes]}
+    if events_file is not None:
+        config["events_file"] = str(events_file)
+    return config

@@ -130,7 +130,10 @@ class LocalProvider:
         adapters = state_dir / "adapters"
         adapters.mkdir(parents=True, exist_ok=True)
         config_file = adapters / f"{host_id}.json"
-        atomic_write_text(config_file, json.dumps(adapter_config, indent=2))
+        # service events stay in the adapters' rings, where the conductor's pipeline reads them on every provider
+        # (into service_events.jsonl): none goes into events.jsonl, which holds Baton's own decisions
+        written = {k: v for k, v in adapter_config.items() if k != "events_file"}
+        atomic_write_text(config_file, json.dumps(written, indent=2))
         argv = [sys.executable, "-m", "baton_adapter", "--config", str(config_file)]
         config = _config(root)
         env = {**os.environ, token_env(config): control_token(config, state_dir, create=True) or ""}

@@ -97,6 +97,7 @@ class Conductor:
         self.runs: set[asyncio.Task[Any]] = set()
         self.background: set[asyncio.Task[Any]] = set()
         self.custody: Any = None
+        self.dashboard: Any = None  # baton.dashboard.server.DashboardServer once `baton dashboard --serve` asked
         self.api_url = ""
         self.prefect_embedded = True
         self.started_at = float(inherited["started_at"]) if inherited else time.time()
@@ -117,10 +118,12 @@ class Conductor:
         await self.recover()
         runner = await self.listen(host, port)
         self.install_signal_handlers()
+        await self.resume_dashboard()
         self.start_custodian()
         self.spawn(self.canary_ticker())
         self.spawn(self.cert_ticker())
         self.spawn(self.taint_ticker())
+        self.spawn(self.telemetry_ticker())
         self.spawn(self.watch_project())
         self.spawn(self.shed_when_idle())
         try:
@@ -217,6 +220,8 @@ class Conductor:
         cancelled (flows are crash-safe: the next conductor adopts or stops what they left)."""
         if self.custody is not None:
             await self.custody.stop()
+        if self.dashboard is not None and not self._shed:  # a shed conductor hands its socket on (reexec)
+            await self.dashboard.stop()
         for task in list(self.background):
             task.cancel()
         if self.runs:
@@ -341,6 +346,48 @@ class Conductor:
             progress(f"waiting for the Prefect API at {self.api_url}: the conductor is bringing it back")
         await self.restart_prefect()
 
+    # -- the dashboard ----------------------------------------------------------------------------------------------
+
+    async def serve_dashboard(self, port: int) -> dict[str, Any]:
+        """Serve the live dashboard on 127.0.0.1:``port``; asked again, the same URL (``already``)."""
+        if self.dashboard is not None:
+            return {**self.dashboard.describe(), "already": True}
+        from baton.dashboard.server import DashboardServer
+
+        server = DashboardServer(self.project, api_url=self.api_url, custody=self._custody_snapshot)
+        await server.start(port)  # BatonError (one sentence) when the port is taken
+        self.dashboard = server
+        return {**server.describe(), "already": False}
+
+    async def stop_dashboard(self) -> bool:
+        server, self.dashboard = self.dashboard, None
+        if server is not None:
+            await server.stop()
+        return server is not None
+
+    def dashboard_info(self) -> dict[str, Any]:
+        return self.dashboard.describe() if self.dashboard is not None else {"serving": False}
+
+    async def resume_dashboard(self) -> None:
+        """Go on serving the dashboard a shed predecessor served: same socket, same token, so open pages go on."""
+        handed = (self.inherited or {}).get("dashboard")
+        if not handed:
+            return
+        from baton.dashboard.server import DashboardServer
+
+        try:
+            sock = socket.socket(fileno=int(handed["sock_fd"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("the dashboard's socket was not handed over: `baton dashboard --serve` starts it again")
+            return
+        server = DashboardServer(self.project, api_url=self.api_url, custody=self._custody_snapshot,
+                                 token=str(handed["token"]))
+        await server.start(sock=sock)
+        self.dashboard = server
+
+    def _custody_snapshot(self) -> dict[str, Any] | None:
+        return self.custody.core.snapshot() if self.custody is not None else None
+
     # -- work that comes due --------------------------------------------------------------------------------------
 
     async def canary_ticker(self) -> None:
@@ -448,6 +495,18 @@ class Conductor:
                     log.exception("the taint collection failed")
             await asyncio.sleep(interval)
 
+    async def telemetry_ticker(self) -> None:
+        """While the circuit runs and ``observability.pipelines`` is on, every ``observability.pull_interval_s``
+        (``BATON_TELEMETRY_INTERVAL_S``; default 1 s): one pass of the telemetry pipelines in-process (new signals
+        and service events of every running adapter appended to .baton/, a metric snapshot every
+        ``metrics_interval_s``; see :func:`baton.telemetry.pipelines.pump_forever`). Nothing is asked of anyone
+        while the circuit is down."""
+        if os.environ.get("BATON_NO_SCHEDULES") == "1":
+            return
+        from baton.telemetry.pipelines import pump_forever
+
+        await pump_forever(self.project)
+
     def tell_watchers(self, item: dict[str, Any]) -> None:
         """Hand a line to every ``baton watch`` (they follow the custodian's stream)."""
         for queue in list(self.custody.watchers if self.custody is not None else ()):
@@ -481,7 +540,8 @@ class Conductor:
         for fd in (self.lock_fd, self._socket.fileno()):
             os.set_inheritable(fd, True)
         os.environ[INHERIT_ENV] = json.dumps({"lock_fd": self.lock_fd, "sock_fd": self._socket.fileno(),
-                                              "token": self.token, "started_at": self.started_at})
+                                              "token": self.token, "started_at": self.started_at,
+                                              "dashboard": self.dashboard.handover() if self.dashboard else None})
         for handler in logging.getLogger("baton").handlers:
             handler.flush()
         os.execv(sys.executable, [sys.executable, "-m", "baton.cli.main", "-C", str(self.project.root), "serve"])

@@ -1,5 +1,6 @@
 """The conductor's HTTP face (loopback, bearer token): run a flow and stream its steps, the custodian's state,
-commands and decisions, health, shutdown. Handlers only translate; the conductor does the work."""
+commands and decisions, the live dashboard (serve, say where, stop), health, shutdown. Handlers only translate;
+the conductor does the work."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ class ConductorFace(Protocol):
 
     async def run_action(self, action: str, params: dict[str, Any], actor: str | None,
                          progress: Callable[[str], None] | None) -> Any: ...
+
+    async def serve_dashboard(self, port: int) -> dict[str, Any]: ...
+
+    async def stop_dashboard(self) -> bool: ...
+
+    def dashboard_info(self) -> dict[str, Any]: ...
 
 
 def build_app(conductor: ConductorFace) -> web.Application:
@@ -138,6 +145,26 @@ def build_app(conductor: ConductorFace) -> web.Application:
             custody.unsubscribe(queue)
         return response
 
+    async def dashboard_state(_: web.Request) -> web.Response:
+        return web.json_response(conductor.dashboard_info())
+
+    async def dashboard_serve(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            port = int(body.get("port", 0))
+        except (ValueError, TypeError, AttributeError):
+            return web.json_response({"error": "expected a JSON body with the port to serve the dashboard on"},
+                                     status=400)
+        if not 0 <= port <= 65535:
+            return web.json_response({"error": f"--port expects 0-65535, found {port}."}, status=400)
+        try:
+            return web.json_response(await conductor.serve_dashboard(port))
+        except BatonError as exc:  # the port is taken
+            return web.json_response({"error": exc.message}, status=409)
+
+    async def dashboard_stop(_: web.Request) -> web.Response:
+        return web.json_response({"stopped": await conductor.stop_dashboard()})
+
     async def shutdown(_: web.Request) -> web.Response:
         conductor.stopping.set()
         return web.json_response({"ok": True})
@@ -149,4 +176,7 @@ def build_app(conductor: ConductorFace) -> web.Application:
     app.router.add_get("/custody", custody_state)
     app.router.add_post("/custody/command", custody_command)
     app.router.add_get("/custody/watch", custody_watch)
+    app.router.add_get("/dashboard", dashboard_state)
+    app.router.add_post("/dashboard", dashboard_serve)
+    app.router.add_delete("/dashboard", dashboard_stop)
     return app

@@ -14,7 +14,9 @@ import click
 
 from baton.cli.certs_cmd import certs
 from baton.cli.ci_cmd import ci
+from baton.cli.dashboard_cmd import dashboard
 from baton.cli.deploy_cmd import deploy, deploy_status, teardown
+from baton.cli.dora_cmd import dora
 from baton.cli.export_cmd import export
 from baton.cli.heal_cmd import heal, watch
 from baton.cli.history_cmd import history
@@ -27,6 +29,7 @@ from baton.cli.server_cmd import server, ui
 from baton.cli.services_cmd import check, service
 from baton.cli.status_cmd import status
 from baton.cli.taint_cmd import taint
+from baton.cli.telemetry_cmd import events, metrics, signals
 from baton.cli.test_cmd import test
 from baton.cli.topology_cmd import contract, edge, init, node
 
@@ -71,7 +74,9 @@ cli.add_command(migrate_config)
 cli.add_command(service)
 cli.add_command(check)
 for _command in (up, down, slot, swap, collapse, route, apply, serve, history, logs, export, image, deploy, teardown,
-                 deploy_status, watch, heal, server, ui, certs, ci, taint, test):
+                 deploy_status, watch, heal, server, ui, certs, ci, taint, test, dashboard):
+    cli.add_command(_command)
+for _command in (metrics, signals, events, dora):
     cli.add_command(_command)
 
 

@@ -181,6 +181,21 @@ class ObservabilityConfig(BaseModel):
     otlp_protocol: str = "grpc"
     service_name: str = ""
     trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    pipelines: bool = Field(default=True, description="The conductor pulls every running adapter's signals and "
+                                                      "service events, and snapshots its metrics, into .baton/ "
+                                                      "(signals.jsonl, service_events.jsonl, metrics.jsonl).")
+    pull_interval_s: float = Field(default=1.0, ge=0.1, le=3600,
+                                   description="How often signals and service events are pulled "
+                                               "(BATON_TELEMETRY_INTERVAL_S overrides it).")
+    metrics_interval_s: float = Field(default=10.0, ge=0.1, le=86400,
+                                      description="How often a snapshot of every adapter's /metrics is appended "
+                                                  "to metrics.jsonl.")
+    file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096, le=1024**3,
+                                description="Size at which signals.jsonl, metrics.jsonl and service_events.jsonl "
+                                            "are rotated (each file stays at most this big).")
+    file_keep: int = Field(default=3, ge=1, le=100,
+                           description="Rotated files kept of each (<file>.1 newest ... <file>.N oldest); the "
+                                       "whole stays under (file_keep + 1) * file_max_bytes.")
 
 
 class ClusterIdentity(BaseModel):

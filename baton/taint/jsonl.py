@@ -1,6 +1,7 @@
-"""The JSON-lines files of taint analysis under ``.baton/``: read leniently (a corrupt line is skipped and
+"""JSON-lines files under ``.baton/`` (taint analysis, telemetry): read leniently (a corrupt line is skipped and
 counted, never a crash), appended and rewritten under an flock on ``<file>.lock``, rewritten atomically, and
-bounded by rotation to ``<file>.1``."""
+bounded by rotation: past ``max_bytes`` the file becomes ``<file>.1``, the previous ``.1`` becomes ``.2`` and so on
+up to ``keep`` rotated files (the oldest is dropped)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from baton.config.document import atomic_write_text
 
-__all__ = ["Lines", "append_lines", "file_lock", "read_lines", "rewrite_lines"]
+__all__ = ["Lines", "append_lines", "file_lock", "read_lines", "rewrite_lines", "rotated_paths", "tail_lines"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,29 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def read_lines(path: Path, *, rotated: bool = False) -> Lines:
-    """Every JSON object of ``path`` (after those of ``<path>.1`` when ``rotated``); a missing file is empty."""
-    paths = [path.with_name(path.name + ".1"), path] if rotated else [path]
+def rotated_paths(path: Path, keep: int) -> list[Path]:
+    """``<path>.keep`` ... ``<path>.1``: the rotated files of ``path``, oldest first."""
+    return [path.with_name(f"{path.name}.{i}") for i in range(int(keep), 0, -1)]
+
+
+def _records(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    records: list[dict[str, Any]] = []
+    corrupt = 0
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        record = _parse(raw)
+        if record is None:
+            corrupt += 1
+        else:
+            records.append(record)
+    return records, corrupt
+
+
+def read_lines(path: Path, *, rotated: bool | int = False) -> Lines:
+    """Every JSON object of ``path``, oldest first: after those of its rotated files when ``rotated`` (True: the
+    one ``<path>.1``; a number: that many, ``<path>.N`` first); a missing file is empty."""
+    paths = [*rotated_paths(path, int(rotated)), path]
     records: list[dict[str, Any]] = []
     corrupt = 0
     for one in paths:
@@ -44,15 +65,26 @@ def read_lines(path: Path, *, rotated: bool = False) -> Lines:
             data = one.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             continue
-        for raw in data.splitlines():
-            if not raw.strip():
-                continue
-            record = _parse(raw)
-            if record is None:
-                corrupt += 1
-            else:
-                records.append(record)
+        found, bad = _records(data)
+        records += found
+        corrupt += bad
     return Lines(tuple(records), corrupt)
+
+
+def tail_lines(path: Path, max_bytes: int) -> Lines:
+    """The JSON objects of the last ``max_bytes`` of ``path`` (the first, cut line left out), oldest first."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(0, size - max_bytes)
+            handle.seek(start)
+            data = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return Lines(())
+    if start:
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+    found, bad = _records(data)
+    return Lines(tuple(found), bad)
 
 
 @contextlib.contextmanager
@@ -72,24 +104,68 @@ def _encode(records: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
 
 
-def append_lines(path: Path, records: Iterable[dict[str, Any]], *, max_bytes: int | None = None) -> None:
-    """Append ``records`` under the file's lock; past ``max_bytes`` the file first becomes ``<path>.1`` (the
-    previous ``.1`` is dropped), so the two together stay near twice that size."""
-    text = _encode(records)
-    if not text:
-        return
+def _rotate(path: Path, keep: int) -> None:
+    """``path`` becomes ``<path>.1``, each ``.i`` becomes ``.i+1``; ``.keep`` is dropped."""
+    older = rotated_paths(path, keep)  # .keep ... .1
+    with contextlib.suppress(FileNotFoundError):
+        older[0].unlink()
+    for source, target in zip(older[1:], older, strict=False):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(source, target)
+    os.replace(path, older[-1])
+
+
+def _chunks(lines: list[bytes], size: int, max_bytes: int) -> Iterator[tuple[bool, bytes]]:
+    """(rotate first?, bytes to write) so that no file passes ``max_bytes`` (a single longer line stands alone)."""
+    chunk: list[bytes] = []
+    used = size
+    for line in lines:
+        if used and used + len(line) > max_bytes:
+            if chunk:
+                yield False, b"".join(chunk)
+                chunk = []
+            yield True, b""
+            used = 0
+        chunk.append(line)
+        used += len(line)
+    if chunk:
+        yield False, b"".join(chunk)
+
+
+def append_lines(path: Path, records: Iterable[dict[str, Any]], *, max_bytes: int | None = None,
+                 keep: int = 1) -> int:
+    """Append ``records`` under the file's lock. With ``max_bytes``, no file passes it (unless one record alone
+    does): the file is rotated first whenever the next line would take it past (``keep`` rotated files kept,
+    the oldest dropped), so together they hold at most ``(keep + 1) * max_bytes``. Returns how many rotations
+    happened."""
+    lines = [(json.dumps(r, separators=(",", ":"), default=str) + "\n").encode() for r in records]
+    if not lines:
+        return 0
+    rotations = 0
     with file_lock(path):
-        if max_bytes is not None:
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_size + len(text) > max_bytes:
-                    os.replace(path, path.with_name(path.name + ".1"))
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(text)
+        if max_bytes is None:
+            parts: Iterable[tuple[bool, bytes]] = [(False, b"".join(lines))]
+        else:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            parts = _chunks(lines, size, max_bytes)
+        for rotate, data in parts:
+            if rotate:
+                with contextlib.suppress(FileNotFoundError):
+                    _rotate(path, max(1, keep))
+                    rotations += 1
+                continue
+            with path.open("ab") as handle:
+                handle.write(data)
+    return rotations
 
 
-def rewrite_lines(path: Path, records: Iterable[dict[str, Any]], *, rotated: bool = False) -> None:
-    """Replace the file with ``records`` atomically under its lock (and drop ``<path>.1`` when ``rotated``)."""
+def rewrite_lines(path: Path, records: Iterable[dict[str, Any]], *, rotated: bool | int = False) -> None:
+    """Replace the file with ``records`` atomically under its lock (and drop its rotated files when ``rotated``:
+    True, the one ``.1``; a number, that many)."""
     with file_lock(path):
         atomic_write_text(path, _encode(records), mode=0o644)
-        if rotated:
-            path.with_name(path.name + ".1").unlink(missing_ok=True)
+        for old in rotated_paths(path, int(rotated)):
+            old.unlink(missing_ok=True)
