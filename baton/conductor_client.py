@@ -149,6 +149,10 @@ class ConductorClient:
         """The custodian's state: every watched node, the provider gate, the policy."""
         return self._json("GET", "/custody")
 
+    def collect_taint(self) -> int:
+        """Have the conductor run one taint collector pass now; returns how many violations it found."""
+        return int(self._json("POST", "/taint/collect").get("found", 0))
+
     def heal(self, kind: str, node: str) -> dict[str, Any]:
         return self._json("POST", "/custody/command", {"kind": kind, "node": node})
 

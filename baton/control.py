@@ -24,11 +24,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from baton.errors import BatonError
 
 __all__ = ["ControlClient", "ControlError", "ControlUnreachable", "RoutingLocked", "InvalidRequest",
-           "ControlTokenMissing", "GENERATED_TOKEN_ENV", "TOKEN_FILE", "token_env", "control_token",
-           "ensure_token_file", "read_token_file"]
+           "ControlTokenMissing", "GENERATED_TOKEN_ENV", "TOKEN_FILE", "EVENTS_TOKEN_FILE", "token_env",
+           "control_token", "events_token", "ensure_token_file", "read_token_file"]
 
 GENERATED_TOKEN_ENV = "BATON_CONTROL_TOKEN"  # the variable an adapter reads the generated token from
 TOKEN_FILE = "control_token"
+EVENTS_TOKEN_FILE = "events_token"  # the events-only token, for services started outside Baton
 
 
 class ControlError(BatonError):
@@ -120,6 +121,30 @@ def control_token(config: Any, state_dir: str | Path | None, *, create: bool = F
     if state_dir is None:
         return None
     return ensure_token_file(state_dir) if create else read_token_file(state_dir)
+
+
+def events_token(config: Any, state_dir: str | Path | None, *, create: bool = False) -> str | None:
+    """The events-only token of ``config``'s adapters (what slotted services get as ``BATON_EVENTS_TOKEN``: it
+    opens ``POST /events`` and nothing else), derived from the management token as the adapters derive it
+    (:mod:`baton_adapter.event_token`). With ``create``, the management token is generated when needed and the
+    events token written to ``.baton/events_token`` (mode 0600) for services started by hand."""
+    from baton_adapter.event_token import events_token as derive
+
+    management = control_token(config, state_dir, create=create)
+    if management is None:
+        return None
+    token = derive(management)
+    if create and state_dir is not None:
+        path = Path(state_dir) / EVENTS_TOKEN_FILE
+        try:
+            current = path.read_text().strip()
+        except OSError:
+            current = ""
+        if current != token:
+            from baton.config.document import atomic_write_text
+
+            atomic_write_text(path, token + "\n", mode=0o600)
+    return token
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""Pure wiring of a circuit: the adapter configuration the data plane reads, the
-URLs consumers use to reach their dependencies, and a slotted service's
-environment.
+"""Pure wiring of a circuit: the adapter configuration the data plane reads (with its tracing section when
+``observability.otlp_endpoint`` is set), the URLs consumers use to reach their dependencies, and a slotted
+service's environment.
 
 A service gets an explicit environment, never Baton's own: a minimal base taken from the environment
 Baton runs in (``PATH``, ``HOME``, locale, time zone, temporary directory, user; :data:`BASE_ENV`) and the
@@ -16,6 +16,7 @@ from typing import Any
 
 from baton.config import CircuitConfig, NodeConfig, NodeRole, TLSMode
 from baton.control import GENERATED_TOKEN_ENV
+from baton_adapter.event_token import EVENTS_TOKEN_ENV
 
 __all__ = ["BASE_ENV", "env_name", "tls_on", "trust_env", "node_url", "dependency_env", "service_env", "base_env", "service_environment",
            "command_env", "adapter_node", "adapter_config"]
@@ -63,10 +64,12 @@ def trust_env(ca_file: str, trust_file: str) -> dict[str, str]:
 
 def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
                 host_of: Mapping[str, str] | None = None, trust: Mapping[str, str] | None = None,
-                service_host: str = "127.0.0.1") -> dict[str, str]:
+                service_host: str = "127.0.0.1", events_token: str | None = None) -> dict[str, str]:
     """The environment a slotted service is started with (names as in the original Baton); ``trust``: the
     CA files where the service reads them (:func:`trust_env`), when the circuit serves TLS; ``service_host``
-    the address it binds (``BATON_SERVICE_HOST``: loopback for a process, ``0.0.0.0`` in a container)."""
+    the address it binds (``BATON_SERVICE_HOST``: loopback for a process, ``0.0.0.0`` in a container);
+    ``events_token``: what opens ``POST /events`` on its adapter (``BATON_EVENTS_TOKEN``, see
+    :func:`baton.control.events_token`), never the management token."""
     return {
         "BATON_SERVICE_HOST": service_host,
         "BATON_SERVICE_PORT": str(service_port),
@@ -75,6 +78,7 @@ def service_env(config: CircuitConfig, node: NodeConfig, *, service_port: int,
         "PORT": str(service_port),
         **dependency_env(config, node.name, host_of=host_of),
         **(dict(trust) if trust and tls_on(config) else {}),
+        **({EVENTS_TOKEN_ENV: events_token} if events_token else {}),
     }
 
 
@@ -98,7 +102,8 @@ def command_env(config: CircuitConfig, environ: Mapping[str, str], env: Mapping[
     def internal(name: str) -> bool:
         return name == secret or name.startswith(("PREFECT_", "BATON_"))
 
-    return {**{k: v for k, v in environ.items() if not internal(k)}, **env}
+    return {**{k: v for k, v in environ.items() if not internal(k)},
+            **{k: v for k, v in env.items() if k != EVENTS_TOKEN_ENV}}  # a token in an argv is no secret
 
 
 # how long a request no backend took (its service died, a heal is on its way) waits for the routing to change
@@ -142,6 +147,11 @@ def adapter_node(
         entry["routing"] = dict(routing)
     if tls:
         entry["tls"] = dict(tls)
+    observability = config.observability
+    if observability.otlp_endpoint:  # a span per request, to the same collector as the flow runs' spans
+        entry["tracing"] = {"otlp_endpoint": observability.otlp_endpoint,
+                            "sample_rate": observability.trace_sample_rate,
+                            "service_namespace": observability.service_name or config.name}
     entry["token_env"] = config.security.control.token_env or GENERATED_TOKEN_ENV  # every adapter requires one
     return entry
 

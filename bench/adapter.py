@@ -5,11 +5,27 @@ In one run, the same load goes against a fast backend directly, through ``baton-
 from a built-in asyncio load generator; the backend is nginx when installed, else a built-in aiohttp server.
 It prints req/s and p50/p99 for each path, the ratios, and the p50 the adapter adds at concurrency 1.
 
+Taint rows (unless ``--no-taint``): one more adapter, loaded with scanning off and on (``PUT /taint`` with 50
+canaries, none of them in the traffic, so the figure is the cost of scanning itself) in adjacent pairs of
+runs for ``--taint-rounds`` rounds, on the small body and on a 1 KB JSON body (``/json``): the best run of
+each, the median on/off ratio of the pairs (target >= 0.80) and the adapter's CPU time per request (from
+/proc). The "off" row against the plain adapter row shows what the hooks cost while off (nothing but noise).
+
+Observability rows (unless ``--no-observability``): two more adapters on the same backend, a plain one and one
+with tracing on (a span per request exported over OTLP/HTTP to a local stand-in collector: nginx answering
+200 to every export when installed, else a small aiohttp server, in a process of its own); the
+plain one is loaded alone and while polled as the conductor's telemetry pipeline polls it (``/metrics``,
+``/signals?since=``, ``/events?last_n=1`` every second). Adjacent runs per round for ``--obs-rounds`` rounds: the
+best run of each, the median ratio against the plain run of the same round, the adapter's CPU time per request,
+and the spans the traced adapter counted (exported, dropped, failed).
+
 TLS rows (unless ``--no-tls``): the adapter serving TLS (a throwaway ECDSA P-256 certificate) and nginx with an
 ``ssl`` listener in front of the same keepalive upstream, first with keep-alive connections (req/s), then
 with a new connection, hence a full handshake, per request (``Connection: close``: handshakes/s).
 
-    python bench/adapter.py [--duration 5] [--connections 32] [--threads 1] [--no-tls]
+    python bench/adapter.py [--duration 5] [--connections 32] [--threads 1] [--no-tls] [--no-taint]
+                            [--no-observability] [--obs-rounds 3]
+                            [--taint-rounds 5]
 """
 
 from __future__ import annotations
@@ -27,10 +43,19 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 BODY = "hello world\n"
+# a 1 KB JSON answer with PII-like fields and no canary (what a users service returns), served at /json
+JSON_BODY = json.dumps([
+    {"id": 4100 + i, "type": "customer", "email": f"user{i}@example.com", "name": f"Ada Lovelace {i}",
+     "phone": f"+1555010{i:04d}", "country": "Norway", "created_at": f"2024-0{1 + i % 9}-1{i % 10}T09:{i:02d}:00Z",
+     "balance": round(1000 / (i + 1), 2)}
+    for i in range(6)
+], separators=(",", ":"))
+TAINT_CANARIES = 50
 
 
 @dataclass
@@ -114,7 +139,11 @@ def start_nginx(workdir: Path, backend_port: int, proxy_port: int,
           client_body_temp_path {workdir}/body;
           proxy_temp_path {workdir}/proxy;
           upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 128; }}
-          server {{ listen 127.0.0.1:{backend_port}; location / {{ return 200 "{BODY.strip()}\\n"; }} }}
+          server {{
+            listen 127.0.0.1:{backend_port};
+            location / {{ return 200 "{BODY.strip()}\\n"; }}
+            location = /json {{ default_type application/json; return 200 '{JSON_BODY}'; }}
+          }}
           server {{
             listen 127.0.0.1:{proxy_port};
             location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
@@ -134,6 +163,8 @@ def serve_builtin_backend(port: int) -> None:
     from aiohttp import web
 
     async def handler(request: web.BaseRequest) -> web.Response:
+        if request.path == "/json":
+            return web.Response(text=JSON_BODY, content_type="application/json")
         return web.Response(text=BODY)
 
     async def main() -> None:
@@ -157,13 +188,76 @@ def _run(coro) -> None:  # type: ignore[no-untyped-def]
 MOCK_CONTRACT = Path(__file__).resolve().parent.parent / "examples" / "shop" / "specs" / "users.yaml"
 
 
+def start_otlp_receiver(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """A stand-in OTLP/HTTP collector for the tracing rows, taking as little CPU as it can (the machine is shared):
+    nginx reading each export and answering 200 when installed, else :func:`serve_otlp_receiver`."""
+    if not shutil.which("nginx"):
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-otlp", str(port)], start_new_session=True)
+        wait_port(port)
+        return proc
+    root = workdir / "otlp"
+    root.mkdir(exist_ok=True)
+    (root / "nginx.conf").write_text(textwrap.dedent(f"""
+        worker_processes 1;
+        daemon off;
+        error_log {root}/error.log;
+        pid {root}/nginx.pid;
+        events {{ worker_connections 1024; }}
+        http {{
+          access_log off;
+          client_body_temp_path {root}/body;
+          client_max_body_size 64m;
+          client_body_buffer_size 1m;
+          server {{ listen 127.0.0.1:{port}; location = /v1/traces {{ return 200; }} }}
+        }}
+    """))
+    proc = subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-p", str(root)], start_new_session=True)
+    wait_port(port)
+    return proc
+
+
+def serve_otlp_receiver(port: int) -> None:
+    """A minimal OTLP/HTTP collector for the tracing rows: reads each export, answers 200 (runs in a subprocess)."""
+    from aiohttp import web
+
+    async def traces(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    async def main() -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/traces", traces)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    _run(main())
+
+
 def start_adapter(backend_port: int | None, contract: Path | None = None,
                   tls: tuple[Path, Path] | None = None) -> tuple[subprocess.Popen[str], int]:
     """An adapter proxying to ``backend_port``, or serving its mock (of ``contract``) when it is None; over TLS
     with ``tls`` (certificate, key)."""
+    proc, ready = launch_adapter(backend_port, contract, tls)
+    return proc, ready["port"]
+
+
+def launch_adapter(backend_port: int | None, contract: Path | None = None,
+                   tls: tuple[Path, Path] | None = None,
+                   tracing: tuple[Path, str] | None = None) -> tuple[subprocess.Popen[str], dict]:  # type: ignore[type-arg]
+    """``start_adapter``, answering the node's ready entry (``port``, ``management_port``...); ``tracing``: a
+    directory for its config and the OTLP endpoint its spans go to."""
     exe = Path(sys.executable).with_name("baton-adapter")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "baton_adapter"]
-    if tls is not None:
+    if tracing is not None:
+        assert backend_port is not None
+        config = tracing[0] / "adapter-tracing.json"
+        config.write_text(json.dumps({"node": {
+            "name": "bench", "port": 0, "management_port": 0, "backend": {"host": "127.0.0.1", "port": backend_port},
+            "tracing": {"otlp_endpoint": tracing[1]}}}))
+        args = ["--config", str(config)]
+    elif tls is not None:
         assert backend_port is not None
         config = tls[0].with_name("adapter-tls.json")
         config.write_text(json.dumps({"node": {
@@ -178,7 +272,7 @@ def start_adapter(backend_port: int | None, contract: Path | None = None,
     proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
-    return proc, ready["nodes"][0]["port"]
+    return proc, ready["nodes"][0]
 
 
 # -- load -----------------------------------------------------------------------------------------------------
@@ -294,10 +388,18 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-tls", action="store_true", help="skip the TLS rows")
+    parser.add_argument("--no-taint", action="store_true", help="skip the taint scanning rows")
+    parser.add_argument("--taint-rounds", type=int, default=5, help="off/on pairs of runs of the taint rows")
+    parser.add_argument("--no-observability", action="store_true", help="skip the tracing and polling rows")
+    parser.add_argument("--obs-rounds", type=int, default=3, help="rounds of the observability rows")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-otlp", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_backend:
         serve_builtin_backend(args.serve_backend)
+        return
+    if args.serve_otlp:
+        serve_otlp_receiver(args.serve_otlp)
         return
 
     procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
@@ -349,6 +451,19 @@ def main() -> None:
                   f"added p50 {a50 - d50:.0f} us (target <= 150 us)")
             print(f"  all runs, direct: {', '.join(f'{v:.0f}' for v in direct_p50s)} us; "
                   f"adapter: {', '.join(f'{v:.0f}' for v in adapter_p50s)} us")
+            if not args.no_taint:
+                taint_adapter, taint_ready = launch_adapter(backend_port)
+                procs.append(taint_adapter)
+                taint_rows(args, taint_adapter.pid, taint_ready, a)
+            if not args.no_observability:
+                receiver_port = free_port()
+                procs.append(start_otlp_receiver(Path(tmp), receiver_port))
+                plain_adapter, plain_ready = launch_adapter(backend_port)
+                procs.append(plain_adapter)
+                traced_adapter, traced_ready = launch_adapter(
+                    backend_port, tracing=(Path(tmp), f"http://127.0.0.1:{receiver_port}"))
+                procs.append(traced_adapter)
+                observability_rows(args, (plain_adapter.pid, plain_ready), (traced_adapter.pid, traced_ready))
             if certificate is not None:
                 tls_adapter, tls_port = start_adapter(backend_port, tls=certificate)
                 procs.append(tls_adapter)
@@ -363,6 +478,166 @@ def main() -> None:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def set_taint(management_port: int, on: bool) -> None:
+    """``PUT /taint`` with ``TAINT_CANARIES`` canaries (of every kind, none in the bench's traffic), or DELETE."""
+    kinds = ("email", "name", "ssn", "card", "phone")
+    body = {"enabled": True, "generation": "bench", "seed": [],
+            "canaries": [{"fingerprint": f"{0x00B0_0000 + i:08x}", "kind": kinds[i % 5]} for i in range(TAINT_CANARIES)]}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{management_port}/taint", method="PUT" if on else "DELETE",
+        data=json.dumps(body).encode() if on else None, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        state = json.loads(resp.read())
+    assert state["enabled"] is on, state
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (None where /proc is not available)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def requests_served(management_port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{management_port}/metrics", timeout=10) as resp:
+        return int(json.loads(resp.read())["requests_total"])
+
+
+def taint_rows(args: argparse.Namespace, pid: int, ready: dict, plain: Result) -> None:  # type: ignore[type-arg]
+    """One adapter with taint scanning off and on, in adjacent runs (off-on, then on-off, ...): the ratio of each
+    pair is taken while the machine is in the same state, and the median pair is reported."""
+    port, management = ready["port"], ready["management_port"]
+    rows: dict[str, Result] = {}
+    cpu: dict[str, float] = {}
+    ratios: dict[str, list[float]] = {}
+    for path in ("/", "/json"):
+        for round_ in range(args.taint_rounds):
+            pair = {}
+            for on in (False, True) if round_ % 2 == 0 else (True, False):
+                set_taint(management, on)
+                name = f"adapter, taint {'on (50 canaries)' if on else 'off'}, {path}"
+                before_cpu, before_requests = cpu_seconds(pid), requests_served(management)
+                result = pair[on] = load(name, port, args, args.connections, path)
+                after_cpu, served = cpu_seconds(pid), requests_served(management) - before_requests
+                if name not in rows or result.rps > rows[name].rps:
+                    rows[name] = result
+                if before_cpu is not None and after_cpu is not None and served:
+                    per_request = 1e6 * (after_cpu - before_cpu) / served  # warm-up run included in both
+                    cpu[name] = min(cpu.get(name, per_request), per_request)
+            ratios.setdefault(path, []).append(pair[True].rps / pair[False].rps)
+        set_taint(management, False)
+    print_table(rows)
+    print()
+    for path in ("/", "/json"):
+        off = rows[f"adapter, taint off, {path}"].name
+        on = rows[f"adapter, taint on (50 canaries), {path}"].name
+        cost = ""
+        if off in cpu and on in cpu:
+            cost = f"; adapter CPU per request {cpu[off]:.1f} us off, {cpu[on]:.1f} us on (+{cpu[on] - cpu[off]:.1f} us)"
+        pairs = sorted(ratios[path])
+        print(f"taint on / off, {path:<6} {pairs[len(pairs) // 2]:.2f}  (target >= 0.80; median of "
+              f"{len(pairs)} adjacent pairs: {', '.join(f'{r:.2f}' for r in ratios[path])}){cost}")
+    print(f"taint off / plain adapter row, /: {rows['adapter, taint off, /'].rps / plain.rps:.2f}  "
+          "(the hooks while off: expected 1.00 within noise)")
+
+
+class Poller:
+    """What the conductor's telemetry pipeline asks an adapter every second: ``/metrics``, the signals after the
+    last one read (``/signals?since=``), the newest service event (``/events?last_n=1``)."""
+
+    def __init__(self, management_port: int, every_s: float = 1.0) -> None:
+        import threading
+
+        self.base, self.every_s = f"http://127.0.0.1:{management_port}", every_s
+        self.since, self.passes, self.signals = 0, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _get(self, path: str) -> object:
+        with urllib.request.urlopen(self.base + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._get("/metrics")
+            while True:  # pages of at most 1,000, until a short one (as the pipeline reads)
+                page = self._get(f"/signals?since={self.since}")
+                assert isinstance(page, dict)
+                self.signals += len(page["signals"])
+                self.since = page["next"]
+                if len(page["signals"]) < 1000:
+                    break
+            self._get("/events?last_n=1")
+            self.passes += 1
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def trace_spans(management_port: int) -> dict[str, float]:
+    """The traced adapter's span counters (``baton_trace_spans_total`` by outcome)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{management_port}/metrics/prometheus", timeout=10) as resp:
+        text = resp.read().decode()
+    found = re.findall(r'baton_trace_spans_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)', text)
+    return {outcome: float(value) for outcome, value in found}
+
+
+def observability_rows(args: argparse.Namespace, plain: tuple[int, dict], traced: tuple[int, dict]) -> None:  # type: ignore[type-arg]
+    """A plain adapter alone and polled like the conductor does, and an adapter exporting a span per request, in
+    adjacent runs per round; ratios against the plain run of the same round."""
+    rows: dict[str, Result] = {}
+    cpu: dict[str, float] = {}
+    ratios: dict[str, list[float]] = {"tracing": [], "polled": []}
+    polls = 0
+
+    def measure(name: str, pid: int, ready: dict) -> Result:  # type: ignore[type-arg]
+        management = ready["management_port"]
+        before_cpu, before_requests = cpu_seconds(pid), requests_served(management)
+        result = load(name, ready["port"], args, args.connections)
+        after_cpu, served = cpu_seconds(pid), requests_served(management) - before_requests
+        if name not in rows or result.rps > rows[name].rps:
+            rows[name] = result
+        if before_cpu is not None and after_cpu is not None and served:
+            per_request = 1e6 * (after_cpu - before_cpu) / served
+            cpu[name] = min(cpu.get(name, per_request), per_request)
+        return result
+
+    names = {"plain": "adapter, plain", "tracing": "adapter, tracing on (OTLP/HTTP)",
+             "polled": "adapter, polled like the pipelines (1/s)"}
+    for round_ in range(args.obs_rounds):
+        order = ["plain", "tracing", "polled"] if round_ % 2 == 0 else ["polled", "tracing", "plain"]
+        got: dict[str, Result] = {}
+        for kind in order:
+            if kind == "polled":
+                with Poller(plain[1]["management_port"]) as poller:
+                    got[kind] = measure(names[kind], *plain)
+                polls += poller.passes
+            else:
+                got[kind] = measure(names[kind], *(traced if kind == "tracing" else plain))
+        for kind in ("tracing", "polled"):
+            ratios[kind].append(got[kind].rps / got["plain"].rps)
+    print_table({n: rows[n] for n in names.values()})
+    print()
+    for kind in ("tracing", "polled"):
+        pairs = sorted(ratios[kind])
+        cost = ""
+        if names[kind] in cpu and names["plain"] in cpu:
+            cost = (f"; adapter CPU per request {cpu[names['plain']]:.1f} us plain, {cpu[names[kind]]:.1f} us "
+                    f"({cpu[names[kind]] - cpu[names['plain']]:+.1f} us)")
+        print(f"{kind} / plain: {pairs[len(pairs) // 2]:.2f}  (median of {len(pairs)} rounds: "
+              f"{', '.join(f'{r:.2f}' for r in ratios[kind])}){cost}")
+    spans = trace_spans(traced[1]["management_port"])
+    print(f"spans of the traced adapter: {', '.join(f'{k} {v:.0f}' for k, v in sorted(spans.items()))}; "
+          f"polling passes: {polls}")
 
 
 def tls_rows(args: argparse.Namespace, adapter_port: int, nginx_port: int | None) -> None:

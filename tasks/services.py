@@ -10,6 +10,7 @@ from typing import Any
 
 from baton import leases
 from baton.commands import parse_command
+from baton.control import events_token
 from baton.errors import BatonError, UsageError
 from baton.state import ServiceSlot, now_iso, probe_address
 from baton.waiting import wait_for_async
@@ -44,7 +45,8 @@ async def plan_service(root: str, node: str, command: str) -> dict[str, Any]:
     port = provider.free_port()
     host_of = {n.name: provider.dependency_host(n) for n in circuit.config.nodes}
     env = service_env(circuit.config, spec, service_port=port, host_of=host_of,
-                      trust=trust_env(**provider.trust_files(circuit.state_dir)))
+                      trust=trust_env(**provider.trust_files(circuit.state_dir)),
+                      events_token=events_token(circuit.config, circuit.state_dir, create=True))
     argv = parse_command(command, command_env(circuit.config, os.environ, env))
     notes = []
     rewritten = []

@@ -17,7 +17,7 @@ import aiohttp
 from baton.taint.soak import (
     SoakReport,
     SoakTarget,
-    carry_canaries,
+    carries,
     render_markdown,
     seeding_traceparent,
     soak_targets,
@@ -50,6 +50,9 @@ class _Requests:
 
         self.target = target
         self.engine = MockEngine.from_contract(target.contract, node=target.node) if target.contract else None
+        if self.engine is not None and target.canaries:
+            self.engine.seed_canaries(target.canaries, direction="request")
+        self.values = [v for values in target.canaries.values() for v in values]
         self.operations = [op for op in (self.engine.operations if self.engine else ())
                            if op.method in ("get", "post", "put", "patch")]
         self.turn = 0
@@ -65,12 +68,10 @@ class _Requests:
             return "GET", self.target.url + "/", headers, None, False
         op = self.operations[turn % len(self.operations)]
         request = example_request(self.engine, op, seed=0x50AC + turn)
-        body, used = carry_canaries(request.body, self.target.canaries, turn) if request.body is not None \
-            else (None, [])
         query = urlencode(request.query)
         url = self.target.url + request.path + (f"?{query}" if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        return request.method, url, {**request.headers, **headers}, data, bool(used)
+        data = request.body_bytes()
+        return request.method, url, {**request.headers, **headers}, data, carries(data, self.values)
 
 
 @step("drive-soak-traffic")

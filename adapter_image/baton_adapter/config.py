@@ -33,6 +33,11 @@ File format (YAML shown; JSON with the same keys works too)::
           client_auth: none               # none | optional | required (optional/required need ca_file)
           min_version: "1.2"              # "1.2" | "1.3"
         management_tls: {...}             # optional: the same section for the management port
+        tracing:                          # optional: a server span per request, exported over OTLP/HTTP
+          otlp_endpoint: http://127.0.0.1:4318   # the collector (``/v1/traces`` is added unless given)
+          sample_rate: 1.0                # share of new traces recorded (by trace id; a sampled-out parent wins)
+          service_namespace: shop         # resource attribute service.namespace (the circuit's name)
+          queue_size: 8192                # finished spans waiting for export; beyond, they are dropped and counted
         policy:
           timeout_ms: 30000               # connect + time to response headers, per attempt (504 past it)
           retries: 0                      # 0-10 extra attempts (idempotent or never-sent requests only)
@@ -66,6 +71,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -80,9 +86,11 @@ __all__ = [
     "NodeConfig",
     "Policy",
     "TlsConfig",
+    "TracingConfig",
     "default_management_port",
     "is_loopback",
     "load_config",
+    "process_instance",
     "validate_health_path",
     "validate_instance",
     "validate_lease",
@@ -274,6 +282,41 @@ class TlsConfig:
                    client_auth=client_auth, min_version=version)
 
 
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """Where a node's request spans go (OTLP/HTTP protobuf) and how many are kept.
+
+    ``otlp_endpoint`` is the collector's base URL (``http://host:4318``) or its full traces URL (ending in
+    ``/v1/traces``); ``traces_url`` is the latter either way.
+    """
+
+    otlp_endpoint: str
+    sample_rate: float = 1.0
+    service_namespace: str = ""
+    queue_size: int = 8192
+
+    @classmethod
+    def from_mapping(cls, data: Any, where: str = "tracing") -> TracingConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be an object {{otlp_endpoint, sample_rate?, service_namespace?, "
+                              f"queue_size?}}, got {data!r}.")
+        _reject_unknown(data, {f.name for f in dataclasses.fields(cls)}, where)
+        endpoint = data.get("otlp_endpoint")
+        scheme, sep, rest = endpoint.partition("://") if isinstance(endpoint, str) else ("", "", "")
+        if scheme not in ("http", "https") or not sep or not rest or any(c in rest for c in " \r\n"):
+            raise ConfigError(f"{where}.otlp_endpoint must be an http(s) URL such as http://127.0.0.1:4318, got "
+                              f"{endpoint!r}.")
+        namespace = data.get("service_namespace", "")
+        if not isinstance(namespace, str) or len(namespace) > 200 or not namespace.isprintable():
+            raise ConfigError(f"{where}.service_namespace must be a printable string, got {namespace!r}.")
+        return cls(otlp_endpoint=endpoint, sample_rate=_float(data, "sample_rate", 1.0, 0.0, 1.0, where),
+                   service_namespace=namespace, queue_size=_int(data, "queue_size", 8192, 16, 1_000_000, where))
+
+    @property
+    def traces_url(self) -> str:
+        base = self.otlp_endpoint.rstrip("/")
+        return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
@@ -297,6 +340,7 @@ class NodeConfig:
     routing: Mapping[str, Any] | None = None
     tls: TlsConfig | None = None
     management_tls: TlsConfig | None = None
+    tracing: TracingConfig | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "node") -> NodeConfig:
@@ -358,6 +402,8 @@ class NodeConfig:
             tls=None if data.get("tls") is None else TlsConfig.from_mapping(data["tls"], f"{where}.tls"),
             management_tls=(None if data.get("management_tls") is None
                             else TlsConfig.from_mapping(data["management_tls"], f"{where}.management_tls")),
+            tracing=(None if data.get("tracing") is None
+                     else TracingConfig.from_mapping(data["tracing"], f"{where}.tracing")),
         )
 
     def token(self) -> str | None:
@@ -424,6 +470,14 @@ def validate_instance(name: Any) -> str:
     if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
         raise ConfigError(f"instance must be a printable string of at most 200 characters, got {name!r}.")
     return name
+
+
+_PROCESS_INSTANCE = secrets.token_hex(6)
+
+
+def process_instance() -> str:
+    """A random name of this adapter process (the same for every node it hosts), for a config that gives none."""
+    return _PROCESS_INSTANCE
 
 
 def load_config(path: str | os.PathLike[str]) -> AdapterConfig:

@@ -6,6 +6,7 @@ to open a new upstream connection; retry backoff is a timer. The fast path (an i
 small request) therefore allocates two small objects (this and the scanned request head), the two heads
 and a timer per request. Response bytes of one upstream read are corked into a single client write.
 A retry goes to a target this request has not failed on when there is one; backoff is linear.
+With taint scanning on (``node.taint``), an ``ExchangeScan`` sees both heads and both bodies as they pass.
 
 Retry rule: an attempt that failed before any byte reached the backend is retried whatever the method; one
 that failed after bytes were sent is retried only for idempotent methods without a request body. Every retry
@@ -30,14 +31,15 @@ passed since it first held, it fails as it would have at once. A held request co
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING
 
 from .downstream import Downstream, simple_response
-from .headers import build_request_head, build_response_head, scan_request_headers, scan_response_headers, status_line
+from .mock_answer import NO_BODY_STATUS, answer_from_mock
+from .headers import build_request_head, scan_request_headers, scan_response_headers, status_line
 from .resilience import IDEMPOTENT_METHODS, BreakerState
 from .routing import RoutingTable, Target, parse_cookie_value
+from .taint.scan import ExchangeScan
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
@@ -50,7 +52,7 @@ MAX_REROUTES = 3  # re-picks after connect failures per request (beyond the edge
 MAX_HELD = 10_000  # requests of one node holding for another backend at once; beyond, they fail at once
 HOLD_RETRY_S = 0.1  # a held request tries its table again after 0.1 s, 0.2 s... (and whenever the table changes)
 HOLD_RETRY_MAX_S = 1.0
-_NO_BODY_STATUS = frozenset({204, 304})
+_NO_BODY_STATUS = NO_BODY_STATUS
 _perf = time.perf_counter
 
 
@@ -71,7 +73,7 @@ class Exchange:
         "expect_continue", "upgrade", "body", "buffered", "body_size", "request_done", "conn", "target",
         "attempts", "sent", "head", "trace_id", "timer", "timed_out", "status", "response_started",
         "finished", "resp_chunked", "bytes_out", "started", "mock_waiting", "probe", "failed", "out", "idle_mark", "idle_ticks",
-        "busy_addr", "table", "reroutes", "hold_until", "holds", "resent",
+        "busy_addr", "table", "reroutes", "hold_until", "holds", "resent", "scan", "span_id",
     )
 
     def __init__(
@@ -106,6 +108,7 @@ class Exchange:
         self.sent = False
         self.head: bytes | None = None
         self.trace_id = ""
+        self.span_id = ""  # the span id sent upstream in traceparent (the adapter's span; empty until sent)
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
         self.status = 0
@@ -126,6 +129,8 @@ class Exchange:
         self.hold_until = 0.0  # when holding for another backend ends (0: it never held)
         self.holds = 0
         self.resent = False  # an idempotent request was sent again after its backend died without answering
+        taint = self.node.taint  # None unless PUT /taint switched scanning on
+        self.scan = None if taint is None else ExchangeScan(taint, method, url, headers, info.traceparent)
 
     # -- request side (called by the client protocol) -------------------------------------------------------
 
@@ -140,6 +145,8 @@ class Exchange:
 
     def request_body(self, data: bytes) -> None:
         self.body_size += len(data)
+        if self.scan is not None:
+            self.scan.request_body(data)
         conn = self.conn
         if conn is not None:
             if self.chunked:
@@ -172,7 +179,7 @@ class Exchange:
         self._cancel_timer()
         if self.probe and self.target is not None:
             self.node.breaker(self.target.name).release()
-        self._finish(self.status if self.response_started else 499)
+        self.finish(self.status if self.response_started else 499)
 
     # -- attempts -------------------------------------------------------------------------------------------
 
@@ -245,7 +252,7 @@ class Exchange:
         head = self.head
         if head is None:
             down = self.down
-            head, self.trace_id = build_request_head(self.method, self.url, self.info, down.peer_ip, down.scheme,
+            head, self.trace_id, self.span_id = build_request_head(self.method, self.url, self.info, down.peer_ip, down.scheme,
                                                      self.upgrade)
             self.head = head
         transport = conn.transport
@@ -335,9 +342,13 @@ class Exchange:
         else:
             self.down.transport.write(head)
         self.response_started = True
+        if self.scan is not None:
+            self.scan.response_head(status, headers, name, self.trace_id)
 
     def response_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
+        if self.scan is not None:
+            self.scan.response_body(data)
         out = self.out
         if out is not None:
             if self.resp_chunked:
@@ -359,7 +370,7 @@ class Exchange:
                 self.down.transport.write(b"0\r\n\r\n")
         if not self.request_done:
             self.keep_alive = False  # the backend answered before the request body ended
-        self._finish(self.status)
+        self.finish(self.status)
 
     def upstream_failed(self, conn: UpstreamConnection | None, exc: BaseException | None,
                         timed_out: bool = False) -> None:
@@ -381,7 +392,7 @@ class Exchange:
             self.keep_alive = False
             self.uncork()
             self.down.transport.abort()  # the response cannot be completed: the client must see a cut
-            self._finish(self.status)
+            self.finish(self.status)
             return
         resend = not self.sent or self._safe_to_resend(timed_out)
         if resend and self.reroutes < MAX_REROUTES and (
@@ -465,7 +476,7 @@ class Exchange:
         if rest:
             down.transport.write(rest)
         down.start_tunnel(conn)
-        self._finish(101, keep_open=True)
+        self.finish(101, keep_open=True)
 
     def check_idle(self, tick_s: float, limit_s: float) -> None:
         """Housekeeping: cut a response whose body made no progress for ``limit_s`` (counted in ticks)."""
@@ -495,26 +506,7 @@ class Exchange:
         if not self.request_done:
             self.mock_waiting = True
             return
-        node = self.node
-        name = self.target.name if self.target is not None else "mock"
-        try:
-            status, reason, headers, body = node.mock_answer(self.method, self.url, self.headers, b"".join(self.body))
-        except Exception as exc:  # a broken contract must not take the node down
-            node.log.exception("mock for node %s failed", node.name)
-            status, reason, headers, body = 500, b"Internal Server Error", [], json.dumps(
-                {"error": f"mock failed: {exc}"}).encode()
-        self.body = []
-        node.telemetry.attempt(name, status)
-        self.status = status
-        no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS
-        framing = b"Content-Length: %d\r\n" % len(body) if status not in _NO_BODY_STATUS else b""
-        if self.down.closing:
-            self.keep_alive = False
-        head = build_response_head(status, reason, headers, framing, self.keep_alive)
-        self.down.transport.write(head if no_body else head + body)
-        self.response_started = True
-        self.bytes_out = 0 if no_body else len(body)
-        self._finish(status)
+        answer_from_mock(self)
 
     def reject(self, status: int, reason: str, message: str) -> None:
         """Refuse the request mid-way (e.g. its body passed the limit): drop the attempt, answer, close."""
@@ -537,7 +529,7 @@ class Exchange:
         self.down.transport.write(simple_response(status, reason, message, self.keep_alive,
                                                   head_only=self.method == b"HEAD"))
         self.response_started = True
-        self._finish(status)
+        self.finish(status)
 
     def cork(self) -> None:
         """Collect response writes until ``uncork`` (the upstream connection corks around one read)."""
@@ -553,7 +545,7 @@ class Exchange:
             else:
                 transport.write(b"".join(out))
 
-    def _finish(self, status: int, keep_open: bool = False) -> None:
+    def finish(self, status: int, keep_open: bool = False) -> None:
         if self.finished:
             return
         self.uncork()
@@ -566,10 +558,15 @@ class Exchange:
         node = self.node
         node.telemetry.active_requests -= 1
         target = self.target
-        node.telemetry.record(
-            target.name if target is not None else "-", self.method, self.url, status,
-            _perf() - self.started, self.body_size, self.bytes_out, self.trace_id,
-        )
+        name = target.name if target is not None else "-"
+        node.telemetry.record(name, self.method, self.url, status, _perf() - self.started, self.body_size,
+                              self.bytes_out, self.trace_id, self.span_id)
+        tracer = node.tracer  # None unless the node's config has a tracing section
+        if tracer is not None:
+            tracer.record(self.method, self.url, status, self.started, self.trace_id, self.span_id,
+                          self.info.traceparent, name)
+        if self.scan is not None:
+            self.scan.finish(status, name, self.trace_id)
         self.down.exchange_finished(self, keep_open)
 
     def _release_backend(self) -> None:

@@ -44,16 +44,18 @@ def connection_tokens(value: bytes) -> set[bytes] | frozenset[bytes]:
     return {t.strip() for t in value.split(b",") if t.strip()}
 
 
-def new_traceparent(incoming: bytes | None) -> tuple[bytes, str]:
-    """The traceparent to send upstream and its trace id: the incoming trace continued with a new span id,
-    or a new trace when the header is absent or malformed."""
+def new_traceparent(incoming: bytes | None) -> tuple[bytes, str, str]:
+    """The traceparent to send upstream, its trace id and its span id (the adapter's own span, the parent of
+    the backend's): the incoming trace continued with a new span id, or a new trace when the header is absent
+    or malformed."""
+    span_id = "%016x" % (_getrandbits(64) or 1)
     if incoming is not None:
         m = _TRACEPARENT.match(incoming.strip().lower())
         if m is not None and m.group(1) != b"0" * 32:
             trace = m.group(1)
-            return b"00-%s-%016x-%s" % (trace, _getrandbits(64) or 1, m.group(2)), trace.decode()
+            return b"00-%s-%s-%s" % (trace, span_id.encode(), m.group(2)), trace.decode(), span_id
     trace_id = "%032x" % (_getrandbits(128) or 1)
-    return b"00-%s-%016x-01" % (trace_id.encode(), _getrandbits(64) or 1), trace_id
+    return b"00-%s-%s-01" % (trace_id.encode(), span_id.encode()), trace_id, span_id
 
 
 class RequestHead:
@@ -117,9 +119,9 @@ def scan_request_headers(headers: list[tuple[bytes, bytes]], drop: frozenset[byt
 
 def build_request_head(
     method: bytes, target: bytes, info: RequestHead, peer_ip: bytes, proto: bytes, upgrade: bytes | None
-) -> tuple[bytes, str]:
-    """The upstream request head (HTTP/1.1) and the request's trace id."""
-    tp, trace_id = new_traceparent(info.traceparent)
+) -> tuple[bytes, str, str]:
+    """The upstream request head (HTTP/1.1), the request's trace id and the span id sent in its traceparent."""
+    tp, trace_id, span_id = new_traceparent(info.traceparent)
     xff = peer_ip if info.forwarded_for is None else info.forwarded_for + b", " + peer_ip
     # an upstream proxy's view of scheme and host (e.g. a TLS-terminating load balancer) is kept
     parts = [method, b" ", target, b" HTTP/1.1\r\n", *info.kept,
@@ -136,7 +138,7 @@ def build_request_head(
         parts.append(b"Transfer-Encoding: chunked\r\n\r\n")
     else:
         parts.append(b"\r\n")
-    return b"".join(parts), trace_id
+    return b"".join(parts), trace_id, span_id
 
 
 def scan_response_headers(

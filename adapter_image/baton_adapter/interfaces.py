@@ -3,6 +3,8 @@
 The adapter's modules form a DAG, lowest first (``tests/unit/test_import_graph.py`` keeps it so)::
 
     errors, resilience, headers, telemetry, upstream   <- config <- routing, health, events, tls
+    exposition, otlp, event_token                      leaves: the Prometheus text, the OTLP encoding, the events token
+    classification <- tracing  the request spans (contract classifications, the exporter)
     interfaces                 types only: what a node and a client connection look like from below
     listener                   TLS listening ports (the certificate current at accept)
     exchange <- server         the HTTP data plane      tcp_proxy    the raw TCP data plane
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .routing import RoutingTable
     from .telemetry import NodeTelemetry
     from .tls import CertificateStore
+    from .tracing import SpanRecorder
     from .upstream import UpstreamPool
 
 __all__ = ["ActiveRequest", "ClientConnection", "DataNode", "ManagedNode"]
@@ -96,6 +99,7 @@ class DataNode(Protocol):
     closing: bool
     held: set[Any]  # exchanges waiting for the routing to change (see ``Exchange`` and ``limits.hold_s``)
     tls: CertificateStore | None  # the data port's TLS (None: plain TCP)
+    tracer: SpanRecorder | None  # None: no spans (the data plane checks this one attribute)
 
     def breaker(self, target: str) -> CircuitBreaker: ...
 
@@ -112,8 +116,10 @@ class ManagedNode(Protocol):
     """A node as its management API uses it."""
 
     name: str
+    instance: str  # this adapter process's name (random unless the config gives one)
     config: NodeConfig
     events: EventLog
+    tracer: SpanRecorder | None
     telemetry: NodeTelemetry
     pool: UpstreamPool
     routing: RoutingTable

@@ -10,20 +10,28 @@ Routes (same names and shapes as the original Baton where it had them)::
     POST /backend                {host, port} or {mock: true}: atomic switch to a single backend (423 locked)
     POST /drain                  {timeout_s?, host?, port?}: wait until old backends are idle
     GET  /metrics                JSON counters and latency percentiles
-    GET  /metrics/prometheus     Prometheus text exposition
-    GET  /signals?last_n=N       recent requests (bounded ring)
-    POST /events                 {type, message, severity, data} -> 201
+    GET  /metrics/prometheus     Prometheus text exposition 0.0.4 (``text/plain; version=0.0.4``; promtool-clean)
+    GET  /signals?last_n=N       recent requests (bounded ring), a list, oldest first
+    GET  /signals?since=SEQ      {node, instance, signals, next, dropped}: signals numbered above SEQ, oldest first,
+                                 each with its seq, at most 1,000; dropped: those above SEQ the ring no longer holds
+    POST /events                 {type, message, severity, data} -> 201 (also with the events-only token)
     GET  /events?last_n=N        recent service events
     GET    /tls                  {node, listener, enabled, min_version, client_auth, alpn, current, staged, commits}
     PUT    /tls/staged           {cert_pem, key_pem, ca_pem?}: check and stage (400 unusable, one sentence)
     POST   /tls/commit           {fingerprint_sha256?}: serve the staged certificate to new handshakes (409 none)
     DELETE /tls/staged           drop the staged certificate (idempotent)
+    PUT    /taint                {enabled, generation, canaries: [{fingerprint, kind}], seed: [...]}: scan for the
+                                 canaries, mock responses carry the seeded ones (400 on bad input, one sentence)
+    GET    /taint?since=SEQ      {node, instance, enabled, generation, canaries, seeded, sightings, next, dropped,
+                                  scanned}: sightings numbered above SEQ, oldest first, at most 1,000
+    DELETE /taint                stop scanning; forget the canaries and sightings
 
 The ``/tls`` routes act on the data port's listener, or on the management port's with ``?listener=management``;
 409 when that listener serves plain TCP (TLS is switched on by the config at start, not by the API).
 
 Auth: when the node has ``token_env``, every route needs ``Authorization: Bearer <token>`` (401 otherwise,
-compared in constant time); when that variable is empty or missing every route answers 503.
+compared in constant time); when that variable is empty or missing every route answers 503. ``POST /events``
+also takes the events-only token derived from it (:mod:`.event_token`), the one slotted services are given.
 """
 
 from __future__ import annotations
@@ -37,9 +45,12 @@ from aiohttp import web
 
 from .config import Backend
 from .errors import ConfigError, RoutingLocked, TlsError, TlsStateError
+from .event_token import events_token
 from .events import EventError
+from .exposition import CONTENT_TYPE
 from .listener import serve_tls
 from .routing import RoutingTable
+from .taint.spec import TaintSpecError, parse_spec
 
 if TYPE_CHECKING:
     from .interfaces import ManagedNode
@@ -73,7 +84,11 @@ def auth_middleware(node: ManagedNode) -> Any:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        bearer = scheme.lower() == "bearer"
+        if not bearer or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            if bearer and request.method == "POST" and request.path == "/events" and hmac.compare_digest(
+                    given.strip().encode(), events_token(token).encode()):
+                return await handler(request)  # the events-only token opens this route and no other
             resp = _error(401, "expected `Authorization: Bearer <token>` with the node's token.")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="baton-adapter"'
             return resp
@@ -86,7 +101,8 @@ async def _body(request: web.Request) -> Any:
     try:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"expected a JSON body: {exc}", "status": 400}),
+        message = f"expected a JSON body, got one that does not parse ({exc}); send valid JSON."
+        raise web.HTTPBadRequest(text=json.dumps({"error": message, "status": 400}),
                                  content_type="application/json") from exc
 
 
@@ -181,14 +197,21 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 async def get_prometheus(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
-    text = node.telemetry.prometheus(node.breaker_states())
-    return web.Response(text=text, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Version": "0.0.4"})
+    tracer = node.tracer
+    text = node.telemetry.prometheus(node.breaker_states(), None if tracer is None else tracer.families())
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def get_signals(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
-    return _json(node.telemetry.signals_json(_last_n(request)))
+    raw = request.query.get("since")
+    if raw is None:
+        return _json(node.telemetry.signals_json(_last_n(request)))
+    if not (raw.isascii() and raw.isdigit()):
+        return _error(400, f"since must be a non-negative integer (the next of the previous answer), got {raw!r}.")
+    signals, after, dropped = node.telemetry.signals_since(int(raw))
+    return _json({"node": node.name, "instance": node.instance, "signals": signals, "next": after,
+                  "dropped": dropped})
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -288,6 +311,28 @@ async def delete_tls_staged(request: web.Request) -> web.Response:
     return _tls_report(node, listener, store, aborted=store.abort())
 
 
+async def put_taint(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    try:
+        spec = parse_spec(await _body(request))
+    except TaintSpecError as exc:
+        return _error(400, str(exc))
+    return _json(node.set_taint(spec))
+
+
+async def get_taint(request: web.Request) -> web.Response:
+    raw = request.query.get("since", "0")
+    if not (raw.isascii() and raw.isdigit()):
+        return _error(400, f"since must be a non-negative integer (the next of the previous answer), got {raw!r}.")
+    return _json(request.app[NODE_KEY].taint_report(int(raw)))
+
+
+async def delete_taint(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    node.clear_taint()
+    return _json({"node": node.name, "enabled": False})
+
+
 def build_app(node: ManagedNode) -> web.Application:
     app = web.Application(middlewares=[auth_middleware(node)], client_max_size=1024 * 1024)
     app[NODE_KEY] = node
@@ -306,6 +351,9 @@ def build_app(node: ManagedNode) -> web.Application:
     app.router.add_put("/tls/staged", put_tls_staged)
     app.router.add_delete("/tls/staged", delete_tls_staged)
     app.router.add_post("/tls/commit", post_tls_commit)
+    app.router.add_put("/taint", put_taint)
+    app.router.add_get("/taint", get_taint)
+    app.router.add_delete("/taint", delete_taint)
     return app
 
 

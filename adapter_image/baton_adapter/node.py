@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Any, Coroutine
 from urllib.parse import parse_qsl, unquote
 
 from . import protocols
-from .config import Backend, NodeConfig, is_loopback
+from .config import Backend, NodeConfig, is_loopback, process_instance
 from .errors import BindError, ConfigError, RoutingLocked
 from .events import EventLog
 from .health import HTTP_MODES, probe_http, probe_tcp
 from .resilience import BreakerState, CircuitBreaker, RetryBudget
 from .routing import RoutingTable
+from .taint.sightings import SightingRing
+from .taint.state import TaintState, report_off
 from .telemetry import NodeTelemetry
+from .tracing import SpanRecorder
 from .upstream import UpstreamPool
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
     from .interfaces import ClientConnection
     from .protocols import ProtocolHandler
+    from .taint.spec import TaintSpec
     from .tls import CertificateStore
 
 __all__ = ["Node", "RoutingLocked"]  # RoutingLocked lives in errors; re-exported for existing importers
@@ -42,14 +46,15 @@ log = logging.getLogger(__name__)
 class Node:
     """Runtime state of one circuit node inside an adapter process.
 
-    ``instance`` names the adapter process (set by whoever started it); it is reported with the process id
-    in ``status()`` and ``health()`` so a client can tell its own adapter from another one on the port.
+    ``instance`` names the adapter process (set by whoever started it, else random per process); it is reported
+    with the process id in ``status()`` and ``health()`` so a client can tell its own adapter from another one
+    on the port, and with ``GET /signals?since=`` and ``GET /taint`` so a reader knows whose numbers it holds.
     """
 
     def __init__(self, config: NodeConfig, events: EventLog | None = None, instance: str = "") -> None:
         self.config = config
         self.name = config.name
-        self.instance = instance
+        self.instance = instance or process_instance()
         self.limits = config.limits
         self.policy = config.policy
         self.events = events or EventLog()
@@ -77,6 +82,10 @@ class Node:
         self._mock: Any = None
         self._mock_loaded = False
         self._mock_error: str | None = None
+        self.taint: TaintState | None = None  # None: not scanning (the data plane checks this one attribute)
+        self._taint_seq = 0  # the last sighting number of a ring dropped by DELETE /taint (numbers never repeat)
+        self.tracer = (None if config.tracing is None  # None: no spans (the data plane checks this one attribute)
+                       else SpanRecorder(config.name, config.role, self.instance, config.contract, config.tracing))
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -115,6 +124,8 @@ class Node:
                 raise BindError(self.name, "management", config.management_host, config.management_port,
                                 _bind_reason(exc)) from exc
             raise
+        if self.tracer is not None:
+            self.tracer.start()
 
     def _load_tls(self, handler: ProtocolHandler) -> None:
         """Read and check the TLS sections' files (once: a restarted node keeps what was rotated in)."""
@@ -151,6 +162,8 @@ class Node:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         self.pool.close_idle()
+        if self.tracer is not None:
+            await self.tracer.stop()  # the last node of the process to stop flushes the spans that wait
         if self.management is not None:
             await self.management.cleanup()
             self.management = None
@@ -315,10 +328,52 @@ class Node:
         try:
             self._mock = MockEngine.from_contract(self.config.contract, self.name,
                                                   validate_requests=self.config.validate_requests)
+            if self.taint is not None:
+                self._mock.seed_canaries(self.taint.seed_values())
         except Exception as exc:  # a bad contract is reported on every mocked request, not fatal
             self._mock_error = f"contract {self.config.contract} could not be loaded: {exc}"
             self.log.error("node %s: %s", self.name, self._mock_error)
         return self._mock
+
+    # -- taint ----------------------------------------------------------------------------------------------
+
+    def set_taint(self, spec: TaintSpec) -> dict[str, Any]:
+        """Scan for ``spec``'s canaries from now on (off when it is disabled); answer ``PUT /taint``.
+
+        A spec of the generation already active updates it in place, keeping sightings and counters (a control
+        plane may repeat its PUT); another generation starts an empty ring whose numbers continue the old ones.
+        """
+        if not spec.enabled:
+            self.clear_taint()
+            return {"node": self.name, "enabled": False, "generation": spec.generation, "canaries": 0, "seeded": 0}
+        state = self.taint
+        if state is not None and state.generation == spec.generation:
+            state.apply(spec)
+        else:
+            seq = state.ring.seq if state is not None else self._taint_seq
+            state = self.taint = TaintState(self.name, spec, SightingRing(seq=seq))
+        if self._mock is not None:
+            self._mock.seed_canaries(state.seed_values())
+        self.log.info("node %s: taint scanning on, generation %s, %d canaries, %d seeded", self.name,
+                      spec.generation, len(spec.canaries), len(spec.seed))
+        return state.summary()
+
+    def clear_taint(self) -> None:
+        """Stop scanning; forget the canaries and the sightings (``DELETE /taint``)."""
+        state, self.taint = self.taint, None
+        if state is None:
+            return
+        self._taint_seq = state.ring.seq
+        if self._mock is not None:
+            self._mock.seed_canaries({})
+        self.log.info("node %s: taint scanning off", self.name)
+
+    def taint_report(self, since: int) -> dict[str, Any]:
+        """``GET /taint``: the state and the sightings numbered above ``since``."""
+        state = self.taint
+        if state is None:
+            return report_off(self.name, since, self.instance)
+        return state.report(since, self.instance)
 
     # -- views ----------------------------------------------------------------------------------------------
 
@@ -359,6 +414,8 @@ class Node:
             "tls": self.tls is not None,
             "management_tls": self.management_tls is not None,
             "in_flight": self.in_flight(),
+            "taint": {"enabled": self.taint is not None, "canaries": len(self.taint.kinds) if self.taint else 0,
+                      "generation": self.taint.generation if self.taint else None},
             "instance": self.instance,
             "pid": os.getpid(),
         }

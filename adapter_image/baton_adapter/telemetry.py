@@ -1,25 +1,30 @@
 """Per-node counters, latency histograms and the bounded ring of recent requests (signals).
 
 Everything here has a fixed size: a histogram is a fixed list of bucket counters, the signal ring is a
-``deque(maxlen=N)``, and per-target entries are capped. The Prometheus text exposition is rendered here
-directly (HELP and TYPE for every family) rather than through prometheus_client: a registry per hosted node
-would cost memory and start-up time in local mode (100 nodes in one process), and the format is small.
+``deque(maxlen=N)``, and per-target entries are capped. Signals are numbered (``seq``, from 1 for the life of
+the process) without storing the number: the ring holds consecutive ones, so the oldest's number follows from
+the newest's and the ring's length, and a reader pages with ``signals_since``.
+
+The Prometheus text exposition (format 0.0.4) is rendered only when scraped, by prometheus_client's writer
+from a collector built over these counters (:mod:`.exposition`); nothing of it touches the request path.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from bisect import bisect_left
 from collections import deque
 from typing import Any
 
-__all__ = ["LATENCY_BOUNDS", "NodeTelemetry", "TargetStats", "status_class"]
+__all__ = ["LATENCY_BOUNDS", "MAX_SIGNAL_PAGE", "NodeTelemetry", "TargetStats", "status_class"]
 
 LATENCY_BOUNDS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 MAX_TARGETS = 64
+MAX_SIGNAL_PAGE = 1_000  # signals per GET /signals?since= answer
 
 
 def status_class(status: int) -> str:
@@ -81,6 +86,7 @@ class NodeTelemetry:
         self.started = time.time()
         self.targets: dict[str, TargetStats] = {}
         self.signals: deque[tuple[Any, ...]] = deque(maxlen=signals_size)
+        self.signal_seq = 0  # the number of the newest signal (0: none yet)
         self.active_connections = 0
         self.active_requests = 0
         self.requests_total = 0
@@ -116,8 +122,10 @@ class NodeTelemetry:
         bytes_in: int,
         bytes_out: int,
         trace_id: str,
+        span_id: str = "",
     ) -> None:
-        """Count one finished client request and append it to the signal ring."""
+        """Count one finished client request and append it to the signal ring (``span_id``: the adapter's span,
+        the parent id it sent upstream)."""
         stats = self.targets.get(target) or self._stats(target)
         stats.requests += 1
         c = status // 100
@@ -133,7 +141,8 @@ class NodeTelemetry:
         if c >= 5 or c < 1:
             stats.failed += 1
             self.requests_failed += 1
-        self.signals.append((time.time(), method, path, status, latency_s, bytes_out, trace_id, target))
+        self.signal_seq += 1
+        self.signals.append((time.time(), method, path, status, latency_s, bytes_out, trace_id, target, span_id))
 
     # -- views --------------------------------------------------------------------------------------------
 
@@ -172,72 +181,41 @@ class NodeTelemetry:
         }
 
     def signals_json(self, last_n: int | None = None) -> list[dict[str, Any]]:
+        """The ring's newest ``last_n`` signals (all when None), oldest first (``GET /signals``)."""
         items = list(self.signals)
         if last_n is not None:
             items = items[-last_n:] if last_n > 0 else []
-        return [
-            {
-                "node_name": self.node,
-                "direction": "inbound",
-                "method": method.decode("latin-1"),
-                "path": path.decode("latin-1"),
-                "status_code": status,
-                "body_bytes": nbytes,
-                "latency_ms": round(1000 * latency, 3),
-                "timestamp": ts,
-                "trace_id": trace_id,
-                "target": target,
-            }
-            for ts, method, path, status, latency, nbytes, trace_id, target in items
-        ]
+        return [self._signal(item) for item in items]
 
-    def prometheus(self, breakers: dict[str, str] | None = None) -> str:
-        """The node's metrics in Prometheus text exposition format 0.0.4."""
-        node, role = _esc(self.node), _esc(self.role)
-        base = f'node="{node}",role="{role}"'
-        out: list[str] = []
+    def signals_since(self, since: int, limit: int = MAX_SIGNAL_PAGE) -> tuple[list[dict[str, Any]], int, int]:
+        """Up to ``limit`` signals numbered above ``since``, oldest first, each with its ``seq``; the number to ask
+        after next time; and how many numbered above ``since`` the ring no longer holds (``GET /signals?since=``)."""
+        ring = self.signals
+        first = self.signal_seq - len(ring) + 1  # the number of the oldest signal held
+        start = max(0, since - first + 1)
+        page = [self._signal(item) | {"seq": first + start + i}
+                for i, item in enumerate(itertools.islice(ring, start, start + limit))]
+        return page, page[-1]["seq"] if page else max(since, 0), max(0, min(first, self.signal_seq + 1) - since - 1)
 
-        def family(name: str, kind: str, help_text: str) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
+    def _signal(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        ts, method, path, status, latency, nbytes, trace_id, target, span_id = item
+        return {
+            "node_name": self.node,
+            "direction": "inbound",
+            "method": method.decode("latin-1"),
+            "path": path.decode("latin-1"),
+            "status_code": status,
+            "body_bytes": nbytes,
+            "latency_ms": round(1000 * latency, 3),
+            "timestamp": ts,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "target": target,
+        }
 
-        family("baton_requests_total", "counter", "Client requests finished, by target and status class.")
-        for tname, s in self.targets.items():
-            for cls, n in s.by_class.items():
-                out.append(f'baton_requests_total{{{base},target="{_esc(tname)}",status_class="{cls}"}} {n}')
-        family("baton_requests_failed", "counter", "Client requests that ended in a 5xx or a connection error.")
-        out.append(f"baton_requests_failed_total{{{base}}} {self.requests_failed}")
-        family("baton_attempts_total", "counter", "Upstream attempts by target and outcome (retries included).")
-        for tname, s in self.targets.items():
-            for outcome, n in s.attempts.items():
-                out.append(f'baton_attempts_total{{{base},target="{_esc(tname)}",outcome="{outcome}"}} {n}')
-        family("baton_latency_seconds", "histogram", "Client request latency through the adapter.")
-        for tname, s in self.targets.items():
-            labels = f'{base},target="{_esc(tname)}"'
-            cumulative = 0
-            for bound, count in zip(LATENCY_BOUNDS, s.buckets[:-1], strict=True):
-                cumulative += count
-                out.append(f'baton_latency_seconds_bucket{{{labels},le="{bound}"}} {cumulative}')
-            cumulative += s.buckets[-1]
-            out.append(f'baton_latency_seconds_bucket{{{labels},le="+Inf"}} {cumulative}')
-            out.append(f"baton_latency_seconds_sum{{{labels}}} {s.latency_sum:.6f}")
-            out.append(f"baton_latency_seconds_count{{{labels}}} {cumulative}")
-        family("baton_active_connections", "gauge", "Open client connections on the data port.")
-        out.append(f"baton_active_connections{{{base}}} {self.active_connections}")
-        family("baton_active_requests", "gauge", "Client requests in flight.")
-        out.append(f"baton_active_requests{{{base}}} {self.active_requests}")
-        family("baton_bytes_received", "counter", "Request body bytes received from clients.")
-        out.append(f"baton_bytes_received_total{{{base}}} {self.bytes_in}")
-        family("baton_bytes_sent", "counter", "Response body bytes sent to clients.")
-        out.append(f"baton_bytes_sent_total{{{base}}} {self.bytes_out}")
-        if breakers:
-            family("baton_breaker_open", "gauge", "1 when a target's circuit breaker is open or half-open.")
-            for tname, state in breakers.items():
-                value = 0 if state == "closed" else 1
-                out.append(f'baton_breaker_open{{{base},target="{_esc(tname)}",state="{state}"}} {value}')
-        out.append("")
-        return "\n".join(out)
+    def prometheus(self, breakers: dict[str, str] | None = None, extra: Any = None) -> str:
+        """The node's metrics in Prometheus text exposition format 0.0.4 (``extra``: more metric families, e.g.
+        the tracer's)."""
+        from .exposition import render
 
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return render(self, breakers or {}, LATENCY_BOUNDS, extra)

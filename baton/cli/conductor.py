@@ -477,14 +477,11 @@ class Conductor:
             try:
                 config = self.project.load()
                 if config.taint.enabled and (await asyncio.to_thread(store.load)).running:
-                    from baton.taint.collector import CursorStore, collect_once
+                    from baton.taint.collector import CursorStore
 
                     interval = poll
                     cursors = cursors or CursorStore(self.project.state_dir)
-                    found = await collect_once(config, self.project.state_dir, cursors)
-                    for violation in found:
-                        self.tell_watchers({"at": violation.detected_at, "node": violation.node, "kind": "taint",
-                                            "status": "violation", "reason": "; ".join(violation.reasons)})
+                    found = await self.collect_taint(config, cursors)
                     if found:
                         log.warning("taint: %d new violations; the newest at %s: %s", len(found), found[-1].edge,
                                     "; ".join(found[-1].reasons))
@@ -494,6 +491,20 @@ class Conductor:
                     failure = f"{type(exc).__name__}: {exc}"
                     log.exception("the taint collection failed")
             await asyncio.sleep(interval)
+
+    async def collect_taint(self, config: Any = None, cursors: Any = None) -> list[Any]:
+        """One taint collector pass now (the ticker's, or asked by ``baton taint violations`` so that what the
+        adapters saw a moment ago is listed); each new violation goes to every ``baton watch`` too."""
+        from baton.taint.collector import CursorStore, collect_once
+
+        config = config or self.project.load()
+        if not config.taint.enabled:
+            return []
+        found = await collect_once(config, self.project.state_dir, cursors or CursorStore(self.project.state_dir))
+        for violation in found:
+            self.tell_watchers({"at": violation.detected_at, "node": violation.node, "kind": "taint",
+                                "status": "violation", "reason": "; ".join(violation.reasons)})
+        return found
 
     async def telemetry_ticker(self) -> None:
         """While the circuit runs and ``observability.pipelines`` is on, every ``observability.pull_interval_s``

@@ -48,6 +48,8 @@ class ConductorFace(Protocol):
 
     def dashboard_info(self) -> dict[str, Any]: ...
 
+    async def collect_taint(self) -> list[Any]: ...
+
 
 def build_app(conductor: ConductorFace) -> web.Application:
     @web.middleware
@@ -162,6 +164,13 @@ def build_app(conductor: ConductorFace) -> web.Application:
         except BatonError as exc:  # the port is taken
             return web.json_response({"error": exc.message}, status=409)
 
+    async def taint_collect(_: web.Request) -> web.Response:
+        try:
+            found = await conductor.collect_taint()
+        except BatonError as exc:
+            return web.json_response({"error": exc.message}, status=409)
+        return web.json_response({"found": len(found)})
+
     async def dashboard_stop(_: web.Request) -> web.Response:
         return web.json_response({"stopped": await conductor.stop_dashboard()})
 
@@ -179,4 +188,5 @@ def build_app(conductor: ConductorFace) -> web.Application:
     app.router.add_get("/dashboard", dashboard_state)
     app.router.add_post("/dashboard", dashboard_serve)
     app.router.add_delete("/dashboard", dashboard_stop)
+    app.router.add_post("/taint/collect", taint_collect)
     return app

@@ -172,11 +172,15 @@ async def run_in_loop(project: Any, action: str, params: dict[str, Any], *, who:
     try:
         if action not in SELF_LOCKING:
             await asyncio.to_thread(reconcile_locked, project)
-        circuit = project.load().name
-        with tags(*_labels(action, params, who, circuit, project)):
-            if inspect.iscoroutinefunction(getattr(flow, "fn", flow)):
-                return await flow(root=str(project.root), **params)
-            return await asyncio.to_thread(flow, root=str(project.root), **params)
+        config = project.load()
+        from baton.tracing import flow_span
+
+        async with flow_span(config, action, params, who or actor()) as span:  # a span when otlp_endpoint is set
+            run = span.hooked(flow)
+            with tags(*_labels(action, params, who, config.name, project)):
+                if inspect.iscoroutinefunction(getattr(flow, "fn", flow)):
+                    return await run(root=str(project.root), **params)
+                return await asyncio.to_thread(run, root=str(project.root), **params)
     finally:
         lock.__exit__(None, None, None)
 

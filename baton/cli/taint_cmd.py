@@ -149,19 +149,24 @@ def taint_status(obj: Any, as_json: bool) -> None:
 
 
 def _collect_now(project: Any, config: Any) -> None:
-    """One collector pass before listing, so what the adapters saw a moment ago is there too (the conductor's
-    pass runs every second; without a conductor, this is the only one). A pass that cannot run lists what is
-    recorded."""
+    """One collector pass before listing, so what the adapters saw a moment ago is there too: the conductor's
+    (which tells every ``baton watch``), or this process's when no conductor runs. A pass that cannot run lists
+    what is recorded."""
     import asyncio
     import logging
 
+    from baton.conductor_client import ConductorClient
     from baton.errors import BatonError
     from baton.taint.collector import collect_once
 
     if not config.taint.enabled:
         return
     try:
-        asyncio.run(collect_once(config, project.state_dir))
+        conductor = ConductorClient.discover(project.state_dir)
+        if conductor is not None and not conductor.stale and conductor.ping():
+            conductor.collect_taint()  # its pass also tells every `baton watch`
+        else:
+            asyncio.run(collect_once(config, project.state_dir))
     except (BatonError, OSError) as exc:
         logging.getLogger(__name__).info("taint: no collector pass before listing: %s", exc)
 

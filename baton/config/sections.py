@@ -177,10 +177,17 @@ class ObservabilityConfig(BaseModel):
 
     enabled: bool = False
     sink: str = "jsonl"
-    otlp_endpoint: str = ""
-    otlp_protocol: str = "grpc"
-    service_name: str = ""
-    trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    otlp_endpoint: str = Field(default="",
+                               description="An OTLP/HTTP collector (http://host:4318, or its full /v1/traces URL): "
+                                           "every adapter exports a span per request, and every flow run one span, "
+                                           "there; empty: no spans at all.")
+    otlp_protocol: str = Field(default="http/protobuf", description="How spans are exported: http/protobuf, the "
+                                                                    "one protocol Baton speaks.")
+    service_name: str = Field(default="", description="service.namespace of every span (default: the circuit's "
+                                                      "name); service.name is the node's, or baton for flow runs.")
+    trace_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0,
+                                     description="Share of new traces recorded, decided by trace id (so every "
+                                                 "adapter of a trace agrees); a sampled-out parent wins.")
     pipelines: bool = Field(default=True, description="The conductor pulls every running adapter's signals and "
                                                       "service events, and snapshots its metrics, into .baton/ "
                                                       "(signals.jsonl, service_events.jsonl, metrics.jsonl).")
@@ -196,6 +203,20 @@ class ObservabilityConfig(BaseModel):
     file_keep: int = Field(default=3, ge=1, le=100,
                            description="Rotated files kept of each (<file>.1 newest ... <file>.N oldest); the "
                                        "whole stays under (file_keep + 1) * file_max_bytes.")
+
+    @model_validator(mode="after")
+    def _http_export(self) -> ObservabilityConfig:
+        endpoint = self.otlp_endpoint
+        if endpoint and (not endpoint.startswith(("http://", "https://")) or len(endpoint.split()) != 1
+                         or endpoint.endswith("://")):
+            raise PlacedValueError(f"otlp_endpoint must be an http(s) URL of an OTLP/HTTP collector such as "
+                                   f"http://127.0.0.1:4318, found {endpoint!r}", ("otlp_endpoint",))
+        if self.otlp_endpoint and self.otlp_protocol != "http/protobuf":
+            raise PlacedValueError(
+                f"otlp_protocol must be http/protobuf (Baton exports spans over OTLP/HTTP), found "
+                f"{self.otlp_protocol!r}: remove it and point otlp_endpoint at the collector's HTTP port (4318)",
+                ("otlp_protocol",))
+        return self
 
 
 class ClusterIdentity(BaseModel):

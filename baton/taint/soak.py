@@ -6,7 +6,9 @@ the circuit the way a user's would:
 
 - an **ingress** node receives its canaries in the requests of its clients (the soak is that client);
 - a **live** node receives its canaries in requests sent straight to its adapter (the data it holds comes
-  from somewhere; the soak stands for that somewhere). Those requests carry a trace id that starts with
+  from somewhere; the soak stands for that somewhere). Requests are generated from the node's contract with
+  the canaries in the fields of their kind (``MockEngine.seed_canaries(..., direction="request")``: the same
+  judgement of fields as a mock's responses). Those requests carry a trace id that starts with
   :data:`SEED_TRACE_PREFIX`, which the judge knows as the seeding hop itself, never a violation;
 - a **mocked** node puts its canaries in the fields of its generated responses that take their format
   (the adapter does it, from the seeds it is given).
@@ -36,9 +38,8 @@ __all__ = [
     "SoakFailed",
     "SoakReport",
     "SoakTarget",
-    "carry_canaries",
+    "carries",
     "failure_summary",
-    "kind_of_field",
     "render_markdown",
     "seed_plan",
     "seeding_traceparent",
@@ -49,26 +50,6 @@ __all__ = [
 
 _KINDS = ("email", "name", "ssn", "card", "phone")
 _TIERS = {"email": "PII", "name": "PII", "ssn": "PII", "card": "FINANCIAL", "phone": "PII"}
-_NAME_FIELDS = {"name", "full_name", "fullname", "display_name", "displayname", "customer_name", "holder_name",
-                "cardholder", "cardholder_name", "first_name", "firstname", "last_name", "lastname", "surname"}
-_SSN_FIELDS = {"ssn", "social_security", "social_security_number", "tax_id", "taxid", "national_id"}
-_CARD_FIELDS = {"card", "card_number", "cardnumber", "pan", "credit_card", "creditcard", "cc_number", "ccnumber"}
-
-
-def kind_of_field(name: str) -> str | None:
-    """The kind of personal data a JSON property named ``name`` holds, judged by its name."""
-    key = name.lower().replace("-", "_")
-    if "email" in key or key == "mail":
-        return "email"
-    if key in _SSN_FIELDS:
-        return "ssn"
-    if key in _CARD_FIELDS:
-        return "card"
-    if "phone" in key or key in ("mobile", "tel", "telephone", "msisdn"):
-        return "phone"
-    if key in _NAME_FIELDS:
-        return "name"
-    return None
 
 
 def seed_plan(config: CircuitConfig, *, nodes: Sequence[str], tiers: Sequence[str]) -> dict[str, list[str]]:
@@ -133,29 +114,9 @@ def soak_targets(config: CircuitConfig, *, live: Iterable[str], canaries: Sequen
     return targets
 
 
-def carry_canaries(value: Any, canaries: Mapping[str, Sequence[str]], turn: int) -> tuple[Any, list[str]]:
-    """``value`` (a generated JSON request body) with each string property whose name says it holds a kind of
-    personal data replaced by a canary of that kind (the ``turn``-th, round robin); and the values used."""
-    used: list[str] = []
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, dict):
-            out = {}
-            for key, child in item.items():
-                kind = kind_of_field(str(key)) if isinstance(child, (str, type(None))) else None
-                values = canaries.get(kind or "")
-                if values:
-                    chosen = values[turn % len(values)]
-                    used.append(chosen)
-                    out[key] = chosen
-                else:
-                    out[key] = walk(child)
-            return out
-        if isinstance(item, list):
-            return [walk(child) for child in item]
-        return item
-
-    return walk(value), used
+def carries(body: bytes | None, values: Iterable[str]) -> bool:
+    """Whether a request body holds one of the canary ``values`` (as the generator wrote it)."""
+    return bool(body) and any(v.encode("utf-8") in body for v in values)
 
 
 def seeding_traceparent() -> str:

@@ -1,11 +1,13 @@
 """How far an adapter's ring of recent records (signals, service events) has been read: pure.
 
 An adapter keeps its most recent signals and service events in rings of fixed size and hands them out oldest
-first, each stamped with the adapter's ``timestamp``, without a sequence number. A cursor remembers the
-timestamp of the newest record already written and how many records carry exactly that timestamp, so a window
-of the ring read again yields only what is new (no record twice), and says whether the window reached back to
-what was already written (if not, records may have fallen off the ring between two reads: the caller reads the
-whole ring, and counts what the ring no longer holds as dropped).
+first, each stamped with the adapter's ``timestamp``. Signals are numbered too (``GET /signals?since=SEQ``):
+for them the cursor keeps the adapter process's ``instance`` and the last number read (``seq``), and a reader
+asks for what follows. Service events carry no number: a cursor remembers the timestamp of the newest record
+already written and how many records carry exactly that timestamp, so a window of the ring read again yields
+only what is new (no record twice), and says whether the window reached back to what was already written (if
+not, records may have fallen off the ring between two reads). The timestamps also guard signals after a
+restart of the reader: what the file's end holds moves the cursor past records a saved ``seq`` predates.
 
 Within one ring timestamps never decrease (records are appended in the order they are stamped).
 """
@@ -22,18 +24,18 @@ __all__ = ["RingCursor", "Split", "split_window"]
 @dataclass(frozen=True)
 class RingCursor:
     """``ts``: the newest timestamp written (None: nothing yet); ``at_ts``: how many written records carry it;
-    ``total``: the adapter's count of records it ever made that were accounted for (written or dropped);
-    ``started``: when that adapter instance started (a different one counts from 0 again); ``dropped``: records
-    lost before they were read, over the cursor's life."""
+    ``instance``: the adapter process whose numbers ``seq`` counts (another one numbers from 1 again); ``seq``:
+    the number of the last record read; ``dropped``: records lost before they were read, over the cursor's
+    life."""
 
     ts: float | None = None
     at_ts: int = 0
-    total: int = 0
-    started: float = 0.0
+    instance: str = ""
+    seq: int = 0
     dropped: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"ts": self.ts, "at_ts": self.at_ts, "total": self.total, "started": self.started,
+        return {"ts": self.ts, "at_ts": self.at_ts, "instance": self.instance, "seq": self.seq,
                 "dropped": self.dropped}
 
     @classmethod
@@ -42,7 +44,7 @@ class RingCursor:
             return cls()
         ts = data.get("ts")
         return cls(ts=float(ts) if isinstance(ts, (int, float)) else None, at_ts=int(data.get("at_ts") or 0),
-                   total=int(data.get("total") or 0), started=float(data.get("started") or 0.0),
+                   instance=str(data.get("instance") or ""), seq=int(data.get("seq") or 0),
                    dropped=int(data.get("dropped") or 0))
 
     def after(self, records: Sequence[dict[str, Any]]) -> RingCursor:

@@ -3,13 +3,13 @@ and, when due, a snapshot of its metrics, and appends them to ``.baton/signals.j
 ``service_events.jsonl`` and ``metrics.jsonl`` (each bounded: rotated at ``file_max_bytes``, ``file_keep``
 rotated files kept).
 
-Per node a pass asks ``GET /metrics`` (the adapter's count of requests tells whether there is anything new and
-how much); only when there is, the newest part of its signal ring (``GET /signals?last_n=``), the whole ring when
-that part did not reach back to what was written. Service events: the newest one, then the ring when it is new.
+Per node a pass asks ``GET /metrics`` (for the snapshots), then the signals numbered after the last one read
+(``GET /signals?since=SEQ``, a page of at most 1,000 at a time; the adapter says which process numbered them, and
+another process is read from its first), then service events: the newest one, and the ring when it is new.
 Cursors (:mod:`.cursor`) are kept in ``.baton/telemetry_cursors.json``, saved after each append; a conductor
-that starts again resumes from them, moved forward by what the files' ends hold (a stop between an append and
-the cursors' save writes nothing twice). Records an adapter's ring no longer held when read are counted per node
-(``dropped``), never guessed.
+that starts again resumes from them, and on its first pass also skips what the files' ends already hold (a stop
+between an append and the cursors' save writes nothing twice). Signals an adapter's ring no longer held when
+read are counted per node (``dropped``, as the adapter reports them), never guessed.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from baton.telemetry.metrics import snapshot_record
 from baton.telemetry.service_events import to_service_event
 from baton.telemetry.settings import CURSORS_FILE, METRICS_FILE, SERVICE_EVENTS_FILE, SIGNALS_FILE, TelemetrySettings
 from baton.telemetry.signals import to_signal
-from baton.telemetry.sources import CONCURRENCY, AdapterReader, running_nodes
+from baton.telemetry.sources import CONCURRENCY, AdapterReader, ReadError, running_nodes
 
 __all__ = ["Cursors", "CursorStore", "PassReport", "TelemetryPump", "pump_forever"]
 
 log = logging.getLogger(__name__)
-MARGIN = 64  # signals asked for beyond those counted: requests that arrive between the two reads
-RESTART_TOLERANCE_S = 2.0  # an adapter whose start time moved more than this is another instance
+MAX_SIGNAL_PAGE = 1_000  # what the adapter answers at most per page (baton_adapter.telemetry.MAX_SIGNAL_PAGE)
+MAX_PAGES = 100  # pages of signals read from one node in one pass (1,000 each); the rest waits for the next
 TAIL_BYTES = 1024 * 1024  # of each file's end read at start to move the cursors past what was appended
 
 
@@ -129,32 +129,33 @@ class PassReport:
     unreachable: dict[str, str] = field(default_factory=dict)
 
 
-async def _pull_signals(reader: AdapterReader, cursor: RingCursor, metrics: dict[str, Any],
-                        answered_at: float) -> tuple[list[dict[str, Any]], RingCursor, int]:
-    """The node's new signals, its cursor after them, and how many it made that its ring no longer held
-    (``answered_at``: when its ``/metrics`` answer arrived, which dates the adapter's start by its uptime)."""
-    total = metrics.get("requests_total")
-    uptime = metrics.get("uptime_s")
-    if not isinstance(total, int) or isinstance(total, bool) or not isinstance(uptime, (int, float)):
-        raise BatonError(f"node {reader.node}: /metrics carries no requests_total and uptime_s.")
-    started = answered_at - float(uptime)
-    if abs(started - cursor.started) > RESTART_TOLERANCE_S or total < cursor.total:
-        cursor = replace(cursor, total=0, started=started)  # another adapter instance: its count starts at 0
-    fresh = total - cursor.total
-    if fresh <= 0 and cursor.ts is not None:
-        return [], cursor, 0
-    whole = cursor.ts is None
-    ask = fresh + MARGIN
-    window = await reader.records("/signals" if whole else f"/signals?last_n={ask}")
-    split = split_window(cursor, window)
-    if not split.covered and not whole and len(window) >= ask:  # the part asked for was too short: the ring
-        window = await reader.records("/signals")
-        split = split_window(cursor, window)
-    records = [s for s in (to_signal(r, reader.node) for r in split.new) if s is not None]
-    # covered: everything the adapter had made when it was counted is written by now, earlier or here
-    lost = 0 if split.covered and not whole else max(0, fresh - len(split.new))
-    moved = replace(cursor.after(split.new), total=max(total, cursor.total + len(split.new)),
-                    dropped=cursor.dropped + lost)
+async def _pull_signals(reader: AdapterReader, cursor: RingCursor,
+                        guard: bool = False) -> tuple[list[dict[str, Any]], RingCursor, int]:
+    """The node's signals numbered after the cursor's, its cursor after them, and how many of those its ring no
+    longer held (``guard``: also skip records the cursor's timestamp says are written, on a pump's first pass)."""
+    since, raw, lost, recorded = cursor.seq, [], 0, cursor
+    for _ in range(MAX_PAGES):
+        answer = await reader.json(f"/signals?since={since}")
+        page = answer.get("signals") if isinstance(answer, dict) else None
+        after, dropped = (answer.get("next"), answer.get("dropped")) if isinstance(answer, dict) else (None, None)
+        if not isinstance(page, list) or not isinstance(after, int) or not isinstance(dropped, int):
+            raise ReadError(f"node {reader.node}: GET /signals?since= answered without signals, next and dropped; "
+                            "is its adapter older than the conductor? Restart the circuit (`baton down`, `baton up`).")
+        instance = str(answer.get("instance") or "")
+        if instance != cursor.instance:  # another adapter process (or the first read): its numbers start at 1
+            cursor = replace(cursor, instance=instance, seq=0)
+            if since:
+                since = 0
+                continue
+        raw += [r for r in page if isinstance(r, dict)]
+        lost += dropped
+        cursor = replace(cursor, seq=after)
+        if len(page) < MAX_SIGNAL_PAGE or after <= since:
+            break
+        since = after
+    new = split_window(recorded, raw).new if guard else tuple(raw)
+    records = [s for s in (to_signal(r, reader.node) for r in new) if s is not None]
+    moved = replace(cursor.after(new), dropped=cursor.dropped + lost)
     return records, moved, lost
 
 
@@ -179,6 +180,7 @@ class TelemetryPump:
         self.store = CursorStore(self.state_dir)
         self.cursors: Cursors | None = None
         self.session: aiohttp.ClientSession | None = None
+        self.checked: set[str] = set()  # nodes read since the cursors were loaded (the others get the guard)
 
     async def close(self) -> None:
         if self.session is not None:
@@ -205,13 +207,12 @@ class TelemetryPump:
                 try:
                     reader = AdapterReader.of(config, self.state_dir, node, session)
                     metrics = await reader.json("/metrics")
-                    answered_at = time.time()
                     if not isinstance(metrics, dict):
                         raise BatonError(f"node {node}: /metrics answered {type(metrics).__name__}, expected an "
                                          "object.")
                     pull.metrics = metrics
                     pull.signals, pull.signal_cursor, pull.dropped = await _pull_signals(
-                        reader, cursors.signals.get(node, RingCursor()), metrics, answered_at)
+                        reader, cursors.signals.get(node, RingCursor()), guard=node not in self.checked)
                     pull.events, pull.event_cursor = await _pull_events(reader, cursors.events.get(node, RingCursor()))
                 except BatonError as exc:
                     pull.error = exc.message
@@ -223,6 +224,7 @@ class TelemetryPump:
         for pull in pulls:
             if pull.signal_cursor is not None:
                 cursors.signals[pull.node] = pull.signal_cursor
+                self.checked.add(pull.node)
             if pull.event_cursor is not None:
                 cursors.events[pull.node] = pull.event_cursor
         if report.snapshot:

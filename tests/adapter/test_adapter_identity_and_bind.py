@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from _adapter_support import ADAPTER, refused, run, running_node, start_adapter_process
-from baton_adapter.config import AdapterConfig
+from baton_adapter.config import AdapterConfig, process_instance
 from baton_adapter.errors import BindError, ConfigError
 from baton_adapter.host import AdapterHost
 
@@ -65,20 +65,25 @@ def test_every_node_reports_the_instance_and_pid_in_status_and_health(tmp_path: 
             assert (health["node"], health["instance"], health["pid"]) == (node["name"], "run-7f3a", proc.pid)
 
 
-def test_the_instance_flag_overrides_the_file_and_defaults_to_empty(tmp_path: Path) -> None:
+def test_the_instance_flag_overrides_the_file_and_defaults_to_a_random_name_per_process(tmp_path: Path) -> None:
     config = tmp_path / "adapter.yaml"
     config.write_text("instance: from-file\nnode: {name: api, port: 0, management_port: 0, mock: true}\n")
     with _adapter(["--config", str(config), "--instance", "from-flag"]) as (proc, ready):
         assert _get(ready["nodes"][0]["management_port"], "/status")["instance"] == "from-flag"
-    with _adapter(["--node", "api", "--port", "0", "--management-port", "0", "--mock"]) as (proc, ready):
-        health = _get(ready["nodes"][0]["management_port"], "/health")
-        assert (health["instance"], health["pid"]) == ("", proc.pid)
+    names = []
+    for _ in range(2):
+        with _adapter(["--node", "api", "--port", "0", "--management-port", "0", "--mock"]) as (proc, ready):
+            health = _get(ready["nodes"][0]["management_port"], "/health")
+            assert health["pid"] == proc.pid and len(health["instance"]) == 12
+            assert _get(ready["nodes"][0]["management_port"], "/status")["instance"] == health["instance"]
+            names.append(health["instance"])
+    assert names[0] != names[1]  # another process, another name: a reader's cursor knows its numbers restarted
 
 
 def test_an_in_process_node_reports_this_process() -> None:
     async def main() -> None:
         async with running_node(mock=True) as node:
-            assert (node.status()["instance"], node.status()["pid"]) == ("", os.getpid())
+            assert (node.status()["instance"], node.status()["pid"]) == (process_instance(), os.getpid())
             assert (await node.health())["pid"] == os.getpid()
 
     run(main())

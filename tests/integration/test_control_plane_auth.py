@@ -136,7 +136,9 @@ def test_a_slotted_service_gets_only_its_explicit_environment(circuit: Path) -> 
     assert not [k for k in env if k in ("BATON_HOME", "BATON_LEASE", "BATON_CONTROL_TOKEN", "SOME_USER_SECRET")]
     baton_vars = {k for k in env if k.startswith("BATON_")}
     assert baton_vars == {"BATON_SERVICE_PORT", "BATON_SERVICE_HOST", "BATON_NODE_NAME", "BATON_CONTROL_PORT",
-                          "BATON_STRIPE_URL"}, env
+                          "BATON_STRIPE_URL", "BATON_EVENTS_TOKEN"}, env
+    # the events-only token (it opens POST /events and nothing else), derived from the management token
+    assert env["BATON_EVENTS_TOKEN"] == (circuit / ".baton" / "events_token").read_text().strip() != secret
     assert env["BATON_SERVICE_HOST"] == "127.0.0.1"  # a process binds loopback
     assert env["PORT"] == env["BATON_SERVICE_PORT"] and env["BATON_NODE_NAME"] == "api"
     assert env["PATH"] == os.environ["PATH"]

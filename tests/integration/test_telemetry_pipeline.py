@@ -174,8 +174,8 @@ def test_signals_metrics_and_events_are_recorded_once_across_a_conductor_restart
         by_node[sample.labels["node"]] = by_node.get(sample.labels["node"], 0) + sample.value
     assert by_node == {"gateway": 420.0, "api": 40.0}
     promtool = shutil.which("promtool")
-    if promtool is None and os.environ.get("BATON_REQUIRE_PROMTOOL"):
-        pytest.fail("BATON_REQUIRE_PROMTOOL is set but promtool is not installed (Debian: prometheus)")
+    if promtool is None and (os.environ.get("BATON_REQUIRE_PROMETHEUS") or os.environ.get("BATON_REQUIRE_PROMTOOL")):
+        pytest.fail("BATON_REQUIRE_PROMETHEUS is set but promtool is not installed (Debian: prometheus)")
     if promtool is not None:
         import subprocess
 

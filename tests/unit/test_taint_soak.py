@@ -12,9 +12,8 @@ from baton.errors import UsageError
 from baton.taint import Canary, Sighting, judge
 from baton.taint.soak import (
     SEED_TRACE_PREFIX,
-    carry_canaries,
+    carries,
     failure_summary,
-    kind_of_field,
     render_markdown,
     seed_plan,
     seeding_traceparent,
@@ -53,19 +52,44 @@ def test_seed_plan_refuses_unknown_nodes_and_tiers_in_one_sentence() -> None:
         seed_plan(SHOP, nodes=[], tiers=["SECRET"])
 
 
-def test_request_fields_named_for_personal_data_carry_canaries_round_robin() -> None:
-    assert [kind_of_field(n) for n in ("email", "contactEmail", "full_name", "ssn", "card_number", "mobile",
-                                       "user_id", "total")] == [
-        "email", "email", "name", "ssn", "card", "phone", None, None]
-    body = {"user_id": 3, "customer": {"email": "x@example.com", "name": "Ada"}, "items": [{"phone": None}],
-            "total": {"amount": 5}}
-    canaries = {"email": ("canary-00000001@baton.test", "canary-00000002@baton.test"), "name": ("Canary_00000003 Testuser",)}
-    carried, used = carry_canaries(body, canaries, turn=1)
-    assert carried == {"user_id": 3, "customer": {"email": "canary-00000002@baton.test",
-                                                  "name": "Canary_00000003 Testuser"},
-                       "items": [{"phone": None}], "total": {"amount": 5}}
-    assert used == ["canary-00000002@baton.test", "Canary_00000003 Testuser"]
-    assert body["customer"]["email"] == "x@example.com"  # the generated body is left as it was
+def test_generated_requests_carry_canaries_in_the_fields_of_their_kind(tmp_path) -> None:
+    from baton_adapter.mock import MockEngine, example_request
+
+    spec = tmp_path / "signup.yaml"
+    spec.write_text("""\
+openapi: 3.0.3
+info: {title: Signup, version: "1"}
+paths:
+  /signups:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [email, full_name, plan]
+              properties:
+                email: {type: string, format: email}
+                full_name: {type: string}
+                plan: {type: string, enum: [free, pro]}
+            example: {email: someone@example.com, full_name: Some One, plan: free}
+      responses:
+        "201": {description: created}
+""")
+    engine = MockEngine.from_contract(str(spec), node="signup")
+    op = engine.operations[0]
+    plain = example_request(engine, op, 7)
+    assert plain.body == {"email": "someone@example.com", "full_name": "Some One", "plan": "free"}
+    values = {"email": ("canary-0000002a@baton.test",), "name": ("Canary_0000002b Testuser",)}
+    engine.seed_canaries(values, direction="request")
+    seeded = example_request(engine, op, 7)
+    assert seeded.body["email"] == "canary-0000002a@baton.test"
+    assert seeded.body["full_name"] == "Canary_0000002b Testuser" and seeded.body["plan"] in ("free", "pro")
+    assert carries(seeded.body_bytes(), [v for vs in values.values() for v in vs])
+    assert not carries(plain.body_bytes(), ["canary-0000002a@baton.test"]) and not carries(None, ["x"])
+    # seeded for requests, the engine's own answers stay as they were
+    assert not engine.seeded("response") and engine.seeded("request")
 
 
 def test_targets_are_the_ingress_and_live_nodes_with_canaries_of_their_own() -> None:

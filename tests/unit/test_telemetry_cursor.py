@@ -49,7 +49,7 @@ def test_records_without_a_timestamp_count_as_oldest() -> None:
 
 
 def test_a_cursor_moves_ahead_only_forward_and_round_trips_through_json() -> None:
-    cursor = RingCursor(ts=5.0, at_ts=1, total=10, started=100.0, dropped=3)
+    cursor = RingCursor(ts=5.0, at_ts=1, instance="7f3a", seq=10, dropped=3)
     assert cursor.ahead(4.0, 9) == cursor
     assert cursor.ahead(5.0, 2).at_ts == 2 and cursor.ahead(6.0, 1).ts == 6.0
     assert RingCursor.from_json(cursor.to_json()) == cursor

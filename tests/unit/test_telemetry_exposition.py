@@ -97,8 +97,8 @@ def test_nothing_to_merge_is_an_empty_exposition() -> None:
 def test_promtool_accepts_the_merged_exposition_of_real_adapter_telemetry() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        if os.environ.get("BATON_REQUIRE_PROMTOOL"):
-            pytest.fail("BATON_REQUIRE_PROMTOOL is set but promtool is not installed (Debian: prometheus)")
+        if os.environ.get("BATON_REQUIRE_PROMETHEUS") or os.environ.get("BATON_REQUIRE_PROMTOOL"):
+            pytest.fail("BATON_REQUIRE_PROMETHEUS is set but promtool is not installed (Debian: prometheus)")
         pytest.skip("promtool is not installed (Debian's prometheus package); .ci/run installs it")
     from baton_adapter.telemetry import NodeTelemetry
 

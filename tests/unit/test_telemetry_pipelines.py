@@ -29,12 +29,13 @@ SETTINGS = TelemetrySettings(pull_interval_s=1.0, metrics_interval_s=3600.0, max
 
 
 class StandIn:
-    """One node's management API as far as telemetry goes: /metrics, /signals?last_n, /events?last_n, token."""
+    """One node's management API as far as telemetry goes: /metrics, /signals?since, /events?last_n, token."""
 
     def __init__(self, node: str, token: str, ring: int = 1000) -> None:
         self.node, self.token, self.ring = node, token, ring
         self.telemetry = NodeTelemetry(node, "internal", ring)
         self.events = EventLog(None, ring_size=20)
+        self.instance = f"{node}-1"
         self.asked = 0
         self.sent = 0
         self.runner: web.AppRunner | None = None
@@ -50,6 +51,7 @@ class StandIn:
         """What a restarted adapter process shows: counters from 0, empty rings, a later start."""
         self.telemetry = NodeTelemetry(self.node, "internal", self.ring)
         self.events = EventLog(None, ring_size=20)
+        self.instance = f"{self.node}-{int(self.instance.rsplit('-', 1)[1]) + 1}"
 
     async def start(self) -> None:
         app = web.Application()
@@ -70,7 +72,11 @@ class StandIn:
         async def signals(request: web.Request) -> web.Response:
             if not authorised(request):
                 return web.json_response({"error": "unauthorized"}, status=401)
-            return web.json_response(self.telemetry.signals_json(last_n(request)))
+            if "since" not in request.query:
+                return web.json_response(self.telemetry.signals_json(last_n(request)))
+            signals, after, dropped = self.telemetry.signals_since(int(request.query["since"]))
+            return web.json_response({"node": self.node, "instance": self.instance, "signals": signals,
+                                      "next": after, "dropped": dropped})
 
         async def events(request: web.Request) -> web.Response:
             if not authorised(request):
@@ -207,13 +213,15 @@ def test_a_restarted_adapter_is_read_from_its_start(circuit) -> None:
     gateway = stand_ins["gateway"]
     gateway.traffic(40)
     run()
-    gateway.restart()
-    gateway.telemetry.started -= 100  # it started later than the cursor's instance: another instance
+    gateway.restart()  # another adapter process: another instance, numbers from 1 again
     gateway.traffic(5)
     assert run().signals == 5 and _paths(state_dir, "gateway") == list(range(45))
-    gateway.restart()  # restarted again, within the tolerance: fewer requests than counted tells it apart
+    gateway.restart()  # restarted again, with more requests than the first one counted before the read
+    gateway.traffic(8)
+    assert run().signals == 8 and _paths(state_dir, "gateway") == list(range(53))
+    gateway.restart()
     gateway.traffic(3)
-    assert run().signals == 3 and _paths(state_dir, "gateway") == list(range(48))
+    assert run().signals == 3 and _paths(state_dir, "gateway") == list(range(56))
     assert _dropped(state_dir) == {}
 
 
@@ -288,3 +296,15 @@ def test_files_stay_bounded_under_sustained_traffic(circuit) -> None:
     kept = _paths(state_dir, "gateway")
     assert kept == list(range(kept[0], 2000)) and len(kept) > 50  # the newest, none missing, none twice
     json.loads((state_dir / CURSORS_FILE).read_text())
+
+
+def test_a_ring_longer_than_a_page_is_read_a_page_at_a_time_in_one_pass(circuit) -> None:
+    run, state_dir, stand_ins, loop = circuit
+    gateway = stand_ins["gateway"]
+    gateway.ring = 5000
+    gateway.restart()
+    gateway.traffic(2500)  # three pages of GET /signals?since= (at most 1,000 each)
+    asked = gateway.asked
+    assert run().signals == 2500 and _paths(state_dir, "gateway") == list(range(2500))
+    assert gateway.asked - asked == 1 + 3 + 1  # /metrics, three pages of signals, /events?last_n=1
+    assert _dropped(state_dir) == {}

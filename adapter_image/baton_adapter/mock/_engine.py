@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -158,6 +159,21 @@ class MockEngine:
                         )
         return found
 
+    def seed_canaries(self, values: Mapping[str, Sequence[str]], *, direction: str = "response") -> None:
+        """Answer with these canary values (by kind: email, name, ssn, card, phone) in the generated fields of
+        their kind, and generate bodies rather than serve a media type's example; ``{}`` stops seeding.
+        ``direction="request"`` puts them in generated requests instead (:func:`example_request`: the taint
+        soak test's traffic)."""
+        if self.contract is None:
+            return
+        self._generator.canaries = {kind: tuple(v) for kind, v in values.items() if v}
+        self._generator.canary_direction = direction
+        self._cache.clear()
+
+    def seeded(self, direction: str) -> bool:
+        """Whether canaries are seeded into generated values of ``direction`` (request or response)."""
+        return bool(self._generator.canaries) and self._generator.canary_direction == direction
+
     def _is_valid(self, location: str, direction: str, value: Any) -> bool:
         return self._validators(location, "request" if direction == "request" else "response").is_valid(value)
 
@@ -265,9 +281,9 @@ class MockEngine:
                     f"{response.status} {media.media_type}, found {names}.",
                 )
             value = media.examples[prefer.example]
-        elif not dynamic and media.example is not NO_EXAMPLE:
+        elif not dynamic and media.example is not NO_EXAMPLE and not self._seeded(media):
             value = media.example
-        elif not dynamic and media.examples:
+        elif not dynamic and media.examples and not self._seeded(media):
             value = next(iter(media.examples.values()))
         elif media.schema is not None:
             value = self._generator.generate(media.schema, seed, examples=not dynamic)
@@ -277,6 +293,10 @@ class MockEngine:
         root = self._xml_root(media.schema) if is_xml(content_type) and media.schema is not None else "root"
         body = encode_body(value, content_type, root)
         return MockResponse(status, [("content-type", content_type), *headers], body)
+
+    def _seeded(self, media: MediaType) -> bool:
+        """Whether seeded canaries should go in this body (generated from its schema, not its example)."""
+        return self.seeded("response") and media.schema is not None
 
     def _xml_root(self, location: str) -> str:
         """The root element name for an XML body: the schema's (or its ``$ref`` target's) ``xml.name``."""

@@ -1,7 +1,9 @@
 """Requests made from a contract: one operation's path, query, headers and body, generated from its schemas.
 
 Slot-time validation probes a service with them (:mod:`._slot`, one fixed seed) and the taint soak test drives
-a circuit with them (a seed per request, so requests vary). Path parameters are never a literal ``{id}``;
+a circuit with them (a seed per request, so requests vary; canaries seeded for requests with
+``MockEngine.seed_canaries(..., direction="request")`` go in the fields of their kind, and a body is then
+generated from its schema rather than taken from an example). Path parameters are never a literal ``{id}``;
 required query and header parameters are filled; a JSON body is generated for methods that carry one.
 """
 
@@ -75,7 +77,7 @@ def example_request(engine: MockEngine, op: Operation, seed: int) -> ExampleRequ
     if op.request_body is not None and op.method not in BODYLESS_METHODS:
         media = choose_media(op.request_body.content, "application/json")
         if isinstance(media, MediaType):
-            if media.example is not NO_EXAMPLE:
+            if media.example is not NO_EXAMPLE and not (engine.seeded("request") and media.schema is not None):
                 body = media.example
             elif media.schema is not None:
                 body = engine.generate(media.schema, derive_seed(seed, op.path, "body"), direction="request")

@@ -5,6 +5,9 @@ cross-file), ``allOf``/``oneOf``/``anyOf``, ``nullable`` and 3.1 type arrays are
 Each generated value is validated against its schema; a value that does not validate (an invalid example in
 the contract, an unlucky ``oneOf`` branch) is regenerated with the next derived seed, so output stays
 deterministic for a given seed.
+
+Seeded canaries (``Generator.canaries``, set through ``MockEngine.seed_canaries``) replace the values of
+response fields that look like their kind (:mod:`._canaries`); without them nothing here changes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import rstr
 from referencing import Registry
 from referencing._core import Resolver
 
+from ._canaries import canary_for
 from ._contract import Dialect
 
 __all__ = ["Generator", "derive_seed", "node_seed"]
@@ -75,10 +79,12 @@ class _Walk:
     direction: str
     resolver: Resolver[Any]
     spent: _Spent
+    seeded: bool = False  # seeded canaries go in fields of their kind
 
     def at(self, resolver: Resolver[Any], examples: bool | None = None) -> _Walk:
         """The same walk continued under another resolver (after a ``$ref``)."""
-        return _Walk(self.rng, self.examples if examples is None else examples, self.direction, resolver, self.spent)
+        return _Walk(self.rng, self.examples if examples is None else examples, self.direction, resolver, self.spent,
+                     self.seeded)
 
     @property
     def saturated(self) -> bool:
@@ -95,16 +101,20 @@ class Generator:
         self._dialect = dialect
         self._registry = registry
         self._is_valid = is_valid
+        self.canaries: Mapping[str, tuple[str, ...]] = {}  # seeded canary values by kind
+        self.canary_direction = "response"  # the values they go in: responses (a mock), requests (the soak test)
 
     def generate(
         self, location: str, seed: int, *, direction: str = "response", examples: bool = True
     ) -> Any:
         """A value for the schema at ``location`` that validates, derived from ``seed``."""
         value: Any = None
-        for attempt in range(_ATTEMPTS):
-            rng = random.Random(derive_seed(seed, attempt))
+        seeded = bool(self.canaries) and direction == self.canary_direction
+        for attempt in range(_ATTEMPTS * 2 if seeded else _ATTEMPTS):
+            rng = random.Random(derive_seed(seed, attempt % _ATTEMPTS))
             resolved = self._registry.resolver().lookup(location)
-            walk = _Walk(rng, examples and attempt == 0, direction, resolved.resolver, _Spent())
+            walk = _Walk(rng, examples and attempt % _ATTEMPTS == 0, direction, resolved.resolver, _Spent(),
+                         seeded and attempt < _ATTEMPTS)  # canaries the schema rejects: try without them
             value = self._value(resolved.contents, walk, 0)
             if self._is_valid(location, direction, value):
                 return value
@@ -113,9 +123,14 @@ class Generator:
 
     # -- the walk -------------------------------------------------------------------------------------
 
-    def _value(self, schema: Any, walk: _Walk, depth: int) -> Any:
+    def _value(self, schema: Any, walk: _Walk, depth: int, canary: bool = True) -> Any:
         if depth > _HARD_DEPTH:  # a schema that requires itself has no finite instance
             return None
+        if walk.seeded and canary and isinstance(schema, Mapping):
+            value = canary_for(schema, walk.spent.name, self.canaries)
+            if value is not None:
+                self._value(schema, walk, depth, False)  # the random stream goes on as without the canary
+                return value
         walk.spent.values += 1
         if schema is True or schema == {}:
             return walk.rng.choice(_WORDS)
