@@ -1,7 +1,7 @@
 """Registry of data-plane protocol handlers, keyed by node mode.
 
-Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy); ``tcp``, ``grpc`` and ``protobuf`` as a byte-level
-TCP pass-through (``baton_adapter.tcp_proxy``) until dedicated handlers replace them.
+Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy); ``tcp`` and ``grpc`` as a byte-level TCP pass-through
+(``baton_adapter.tcp_proxy``); ``protobuf`` as a frame-aware proxy (``baton_adapter.protobuf_proxy``).
 
 A handler starts a node's data-port server; it receives the node as an ``interfaces.DataNode`` (inside the
 package a handler must not import ``node.py``: the registry sits below it). Register one without editing
@@ -29,6 +29,7 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import ConfigError
+from .protobuf_proxy import ProtobufHandler
 from .server import HttpHandler
 from .tcp_proxy import TcpHandler
 
@@ -73,8 +74,9 @@ def registered() -> list[str]:
 def _register_builtins() -> None:
     register(HttpHandler("http"))
     register(HttpHandler("soap"))
-    for mode in ("tcp", "grpc", "protobuf"):  # byte pass-through until dedicated handlers exist
+    for mode in ("tcp", "grpc"):  # grpc: byte pass-through until a per-stream HTTP/2 handler exists
         register(TcpHandler(mode))
+    register(ProtobufHandler())
 
 
 _register_builtins()
