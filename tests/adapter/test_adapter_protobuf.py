@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import subprocess
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -16,6 +17,7 @@ from baton_adapter.framing import MAX_FRAME_BYTES, frame
 
 from _adapter_support import refused, run, running_node, wait_for
 from _tls_support import TestCA
+from test_adapter_prometheus import promtool
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:
@@ -120,6 +122,9 @@ def test_frames_split_across_reads_pass_whole_and_are_counted_per_frame() -> Non
             text = await _get(node, "/metrics/prometheus")
             assert f'baton_stream_frames_total{{direction="in",node="api",role="service",target="primary"}} ' \
                    f'{float(len(payloads))}' in text
+            check = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
+                                   timeout=60)
+            assert check.returncode == 0, check.stdout + check.stderr
 
     run(main())
 
