@@ -191,7 +191,7 @@ class ProtobufProxyProtocol(TcpProxyProtocol):
         self.transport.pause_reading()
 
     def _close_if_quiet(self) -> None:
-        if self.closed or self.transport.is_closing():
+        if self.closed or self.adapter_ended or self.transport.is_closing():
             return
         quiet = (self.client_stopped or self.up.at_boundary) and self.down.at_boundary and not self.outstanding
         if quiet:
@@ -226,7 +226,7 @@ class ProtobufProxyProtocol(TcpProxyProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if not transport.can_write_eof():  # TLS: no half-close
+        if self.eof_pending or not transport.can_write_eof():  # nothing more will come, or TLS (no half-close)
             transport.close()
             return
         transport.write_eof()
