@@ -274,7 +274,7 @@ def test_a_swap_under_a_steady_frame_load_cuts_no_frame() -> None:
             at_swap = ctx["answered"]
             drained = await _post(node, "/drain", {"timeout_s": 60})  # the old connections finish their frames
             assert drained["drained"] is True, drained
-            assert old.open == 0
+            await wait_for(lambda: old.open == 0)  # the old backend has seen every connection end
             old_server.close()  # the old backend goes away, as a swap's last step does
             await wait_for(lambda: ctx["answered"] >= at_swap + 300 or bool(ctx["errors"]), timeout=60)
             ctx["stop"] = True

@@ -153,7 +153,7 @@ def test_a_swap_under_load_keeps_existing_streams_on_the_old_backend_and_the_dra
             short_tags: list[list[bytes]] = [[] for _ in range(8)]
             await asyncio.gather(*(_talk(node.port, 10, tags, errors) for tags in short_tags))
             assert not drain.done()  # the old streams are open, so the drain still waits
-            assert node.in_flight() == {f"127.0.0.1:{old}": 4}
+            await wait_for(lambda: node.in_flight() == {f"127.0.0.1:{old}": 4})  # the short ones are all gone
             gate.set()  # the old streams finish their second half
             await asyncio.gather(*long_lived)
             result = await asyncio.wait_for(drain, 30)
@@ -161,6 +161,7 @@ def test_a_swap_under_load_keeps_existing_streams_on_the_old_backend_and_the_dra
             assert all(tags == [b"old"] * 40 for tags in long_tags)  # kept their backend across the swap
             assert all(tags == [b"new"] * 10 for tags in short_tags)
             assert result["drained"] is True and result["in_flight"] == {}
+            await wait_for(lambda: node.telemetry.streams.open == 0)
             streams = node.telemetry.streams.targets["primary"]
             assert streams.opened == streams.closed == 12 and streams.errors == {}
 
