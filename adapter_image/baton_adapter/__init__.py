@@ -29,6 +29,7 @@ _EXPORTS = {
     "AdapterHost": "host",
     "EventLog": "events",
     "register_protocol": "protocols",
+    "ProtocolHandler": "protocols",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -55,6 +55,9 @@ File format (YAML shown; JSON with the same keys works too)::
           read_idle_s: 300                # a response body that stalls this long is cut (0 = never)
           header_timeout_s: 10            # a request head must arrive whole within this (408 past it;
                                           # checked on the 1 s housekeeping tick)
+          stream_idle_s: 300              # tcp/protobuf: a connection with no byte either way this long is
+                                          # closed (0 = never)
+          max_frame_bytes: 16777216       # protobuf: a frame declaring a longer payload closes its connection
         routing:                          # optional initial routing (see baton_adapter.routing)
           strategy: weighted
           targets: [{name: a, host: 127.0.0.1, port: 8001, weight: 80},
@@ -188,6 +191,8 @@ class Limits:
     read_idle_s: float = 300.0
     header_timeout_s: float = 10.0
     hold_s: float = 0.0  # how long a request no backend took waits for the routing to change (0: fail at once)
+    stream_idle_s: float = 300.0  # tcp/protobuf: close a connection with no byte either way this long (0: never)
+    max_frame_bytes: int = 16 * 1024 * 1024  # protobuf: the longest frame payload relayed (the original's 16 MB)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "limits") -> Limits:
@@ -202,6 +207,8 @@ class Limits:
             read_idle_s=_float(data, "read_idle_s", 300.0, 0.0, 86_400.0, where),
             header_timeout_s=_float(data, "header_timeout_s", 10.0, 0.1, 3600.0, where),
             hold_s=_float(data, "hold_s", 0.0, 0.0, 600.0, where),
+            stream_idle_s=_float(data, "stream_idle_s", 300.0, 0.0, 86_400.0, where),
+            max_frame_bytes=_int(data, "max_frame_bytes", 16 * 1024 * 1024, 0, (1 << 32) - 1, where),
         )
 
 

@@ -14,6 +14,15 @@ Families (labels ``node`` and ``role`` on every sample, the original Baton's nam
     baton_active_connections, baton_active_requests  gauges
     baton_bytes_received_total, baton_bytes_sent_total  counters of body bytes
     baton_breaker_open{target, state}              gauge      1 while a target's breaker is open or half-open
+
+and, once a node has had stream connections (``tcp``, ``protobuf``; see ``streams``)::
+
+    baton_stream_connections_opened_total{target}  counter    connections opened to a target
+    baton_stream_connections_closed_total{target}  counter    ... that have ended
+    baton_stream_connection_seconds{target}        histogram  how long they lasted
+    baton_stream_bytes_total{target, direction}    counter    bytes relayed (in: from clients, out: to them)
+    baton_stream_frames_total{target, direction}   counter    whole frames relayed (protobuf)
+    baton_stream_errors_total{target, reason}      counter    frame too large, frame cut, idle timeout, ...
 """
 
 from __future__ import annotations
@@ -24,6 +33,15 @@ from typing import Any
 __all__ = ["CONTENT_TYPE", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _histogram(family: Any, labels: list[str], bounds: Sequence[float], counts: Sequence[int], total: float) -> None:
+    cumulative, buckets = 0, []
+    for bound, count in zip(bounds, counts, strict=False):
+        cumulative += count
+        buckets.append((repr(bound), cumulative))
+    buckets.append(("+Inf", cumulative + counts[-1]))
+    family.add_metric(labels, buckets, total)
 
 
 def _families(telemetry: Any, breakers: dict[str, str], bounds: Sequence[float]) -> Iterator[Any]:
@@ -51,12 +69,7 @@ def _families(telemetry: Any, breakers: dict[str, str], bounds: Sequence[float])
     latency = HistogramMetricFamily("baton_latency_seconds", "Client request latency through the adapter.",
                                     labels=["node", "role", "target"])
     for name, stats in targets:
-        cumulative, buckets = 0, []
-        for bound, count in zip(bounds, stats.buckets, strict=False):
-            cumulative += count
-            buckets.append((repr(bound), cumulative))
-        buckets.append(("+Inf", cumulative + stats.buckets[-1]))
-        latency.add_metric([*base, name], buckets, stats.latency_sum)
+        _histogram(latency, [*base, name], bounds, stats.buckets, stats.latency_sum)
     yield latency
     for metric, help_text, value in (
         ("baton_active_connections", "Open client connections on the data port.", telemetry.active_connections),
@@ -78,6 +91,46 @@ def _families(telemetry: Any, breakers: dict[str, str], bounds: Sequence[float])
         for name, state in breakers.items():
             breaker.add_metric([*base, name, state], 0 if state == "closed" else 1)
         yield breaker
+    if telemetry.streams.targets:
+        yield from _stream_families(base, list(telemetry.streams.targets.items()))
+
+
+def _stream_families(base: list[str], targets: list[tuple[str, Any]]) -> Iterator[Any]:
+    from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily
+
+    from .streams import DURATION_BOUNDS
+
+    labels = ["node", "role", "target"]
+    for metric, help_text, attr in (
+        ("baton_stream_connections_opened", "Stream connections opened to a target.", "opened"),
+        ("baton_stream_connections_closed", "Stream connections to a target that have ended.", "closed"),
+    ):
+        counter = CounterMetricFamily(metric, help_text, labels=labels)
+        for name, stats in targets:
+            counter.add_metric([*base, name], getattr(stats, attr))
+        yield counter
+    durations = HistogramMetricFamily("baton_stream_connection_seconds", "How long stream connections lasted.",
+                                      labels=labels)
+    for name, stats in targets:
+        _histogram(durations, [*base, name], DURATION_BOUNDS, stats.buckets, stats.duration_sum)
+    yield durations
+    for metric, help_text, attrs in (
+        ("baton_stream_bytes", "Bytes relayed on stream connections (in: from clients, out: to clients).",
+         ("bytes_in", "bytes_out")),
+        ("baton_stream_frames", "Whole frames relayed on stream connections (in: from clients, out: to clients).",
+         ("frames_in", "frames_out")),
+    ):
+        counter = CounterMetricFamily(metric, help_text, labels=[*labels, "direction"])
+        for name, stats in targets:
+            counter.add_metric([*base, name, "in"], getattr(stats, attrs[0]))
+            counter.add_metric([*base, name, "out"], getattr(stats, attrs[1]))
+        yield counter
+    errors = CounterMetricFamily("baton_stream_errors", "Stream connections ended badly, by reason.",
+                                 labels=[*labels, "reason"])
+    for name, stats in targets:
+        for reason, n in stats.errors.items():
+            errors.add_metric([*base, name, reason], n)
+    yield errors
 
 
 class _Collector:

@@ -145,14 +145,16 @@ class Node:
                                                     f"node {self.name!r}.management_tls")
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop accepting, let in-flight requests finish within ``grace_s``, then close everything."""
+        """Stop accepting, let in-flight requests and open streams (tcp, protobuf) finish within ``grace_s``, then
+        close everything."""
         self.closing = True
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
             conn.shutdown()
         deadline = time.monotonic() + grace_s
-        while self.telemetry.active_requests > 0 and time.monotonic() < deadline:
+        telemetry = self.telemetry
+        while (telemetry.active_requests > 0 or telemetry.streams.open > 0) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             if conn.transport is not None:

@@ -1,30 +1,42 @@
-"""Byte-level TCP pass-through: the stopgap handler for ``tcp``, ``grpc`` and ``protobuf`` nodes.
+"""Byte-level TCP proxy: the handler of ``tcp`` nodes (and of ``grpc`` ones until a per-stream handler exists).
 
 Each client connection is routed once (weights, breakers and connect retries apply; header rules cannot),
-then spliced to the chosen backend byte for byte with flow control and half-close both ways. gRPC over h2c
-and length-prefixed protobuf pass through unchanged. A mocked node has no mock for raw protocols yet: its
-connections are closed at once. Dedicated handlers for these modes can replace this one through
-``baton_adapter.protocols.register(..., replace=True)``.
+then spliced to the chosen backend byte for byte with flow control both ways.
 
-With ``node.tls`` the port terminates TLS and the backend gets the plain bytes (gRPC: ALPN ``h2`` offered,
-h2c to the backend). TLS has no half-close in asyncio: when the backend ends its side, the client connection
-is closed (after what was relayed), and a client's ``close_notify`` ends both sides.
+- **Half-close**: a client's ``shutdown(SHUT_WR)`` reaches the backend as EOF while the backend can still
+  answer, and a backend's EOF reaches the client while the client can still send.
+- **Swap and drain**: a connection keeps the backend it was routed to until it ends; connections accepted
+  after a routing change go to the new table. It counts as in flight on its backend for its whole life, so
+  ``POST /drain`` waits until the connections to old backends have ended.
+- **Idle timeout**: a connection with no byte either way for ``limits.stream_idle_s`` (default 300 s; 0 =
+  never) is closed and counted (``idle_timeout``).
+- **Shutdown** drains: no new connections; open ones carry on until both sides have ended, bounded by the
+  shutdown grace; those still open then are cut and counted (``cut_at_shutdown``).
+- **Telemetry**: one signal per connection (method ``TCP``, status 200 once connected, 502/503 when no
+  backend could be reached; latency = connection lifetime), one attempt per connect, and per target the
+  connection counters of ``baton_adapter.streams`` (opened, active, closed, bytes each way, durations).
 
-Telemetry: one signal per connection (method ``TCP``, status 200 once connected, 502/503 when no backend
-could be reached; latency = connection lifetime) and one attempt per connect.
+A mocked node has no mock for raw protocols: its connections are closed at once. With ``node.tls`` the port
+terminates TLS and the backend gets the plain bytes (gRPC: ALPN ``h2`` offered, h2c to the backend). TLS has
+no half-close in asyncio: when the backend ends its side, the client connection is closed (after what was
+relayed), and a client's ``close_notify`` ends both sides.
+
+Subclasses (``baton_adapter.protobuf_proxy``) relay through the hooks ``from_client`` and ``from_backend``
+and end through ``finish``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .listener import serve_tls
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
     from .routing import Target
+    from .streams import StreamStats
 
 __all__ = ["TcpHandler", "TcpProxyProtocol"]
 
@@ -42,17 +54,12 @@ class _Upstream(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.client.bytes_out += len(data)
-        self.client.transport.write(data)
+        client = self.client
+        client.last_io = client.node.loop.time()
+        client.from_backend(data)
 
     def eof_received(self) -> bool:
-        client = self.client
-        client.upstream_eof = True
-        if not client.transport.can_write_eof():  # TLS: no half-close; close once the relayed bytes are sent
-            client.transport.close()
-            return False
-        client.transport.write_eof()
-        return not client.eof_pending  # both directions ended: close (False) rather than linger half-open
+        return self.client.backend_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client.upstream_lost()
@@ -61,11 +68,13 @@ class _Upstream(asyncio.Protocol):
         self.client.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.client.transport.resume_reading()
+        self.client.resume_client()
 
 
 class TcpProxyProtocol(asyncio.Protocol):
     """One client connection on a raw TCP node."""
+
+    signal_method = b"TCP"  # the method of this connection's signals
 
     # attributes the node's housekeeping and shutdown read on every client connection
     active = None
@@ -75,26 +84,139 @@ class TcpProxyProtocol(asyncio.Protocol):
         self.node = node
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.upstream: asyncio.Transport | None = None
-        self.tunnel = self  # never idle-expired by housekeeping: a TCP stream may be quiet for long
+        self.tunnel = self  # never expired by the node's housekeeping: idle streams are timed here
         self.target: Target | None = None
+        self.stats: StreamStats | None = None  # the target's stream counters, once connected
         self.started = time.perf_counter()
         self.last_active = 0.0
+        self.last_io = 0.0  # loop time of the last byte either way
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.status = 0
         self.closed = False
-        self.closing = False
+        self.closing = False  # the node is shutting down
         self.pending: list[bytes] = []
         self.eof_pending = False  # the client sent EOF
         self.upstream_eof = False  # the backend sent EOF
+
+    # -- client side ----------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         node = self.node
         node.connections.add(self)
         node.telemetry.active_connections += 1
+        node.telemetry.streams.open += 1
+        self.closing = node.closing
         self.transport.pause_reading()
+        idle = node.limits.stream_idle_s
+        if idle:
+            self.last_io = node.loop.time()
+            self.idle_timer = node.loop.call_later(idle, self._idle_check)
         node.spawn(self._connect())
+
+    def data_received(self, data: bytes) -> None:
+        self.last_io = self.node.loop.time()
+        if self.upstream is not None:
+            self.from_client(data)
+        else:
+            self.pending.append(data)  # reading is paused until connected: at most one read's worth
+
+    def eof_received(self) -> bool:
+        self.eof_pending = True
+        if self.upstream is not None and self.upstream.can_write_eof():
+            self.upstream.write_eof()
+        # both directions ended, or TLS (which cannot stay half-open): close (False) rather than linger
+        return not self.upstream_eof and self.node.tls is None
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        node = self.node
+        node.connections.discard(self)
+        node.telemetry.active_connections -= 1
+        node.telemetry.streams.open -= 1
+        if self.upstream is not None:
+            self.upstream.close()
+            if self.target is not None:
+                node.pool.mark_busy(self.target.addr, -1)
+        lifetime = time.perf_counter() - self.started
+        stats = self.stats
+        if stats is not None:
+            self.finish()
+            if self.closing and not self.ended_well():
+                stats.error("cut_at_shutdown")
+            node.telemetry.streams.closed(stats, lifetime)
+        self.record_connection(lifetime)
+
+    # -- relaying (the hooks a frame-aware subclass overrides) ----------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        """Relay bytes the client sent (called once connected)."""
+        n = len(data)
+        self.bytes_in += n
+        self.stats.bytes_in += n  # type: ignore[union-attr]
+        self.upstream.write(data)  # type: ignore[union-attr]
+
+    def from_backend(self, data: bytes) -> None:
+        """Relay bytes the backend sent."""
+        n = len(data)
+        self.bytes_out += n
+        self.stats.bytes_out += n  # type: ignore[union-attr]
+        self.transport.write(data)
+
+    def backend_eof(self) -> bool:
+        """The backend ended its side: pass the EOF on; True keeps the upstream open for the client's bytes."""
+        self.upstream_eof = True
+        if not self.transport.can_write_eof():  # TLS: no half-close; close once the relayed bytes are sent
+            self.transport.close()
+            return False
+        self.transport.write_eof()
+        return not self.eof_pending  # both directions ended: close (False) rather than linger half-open
+
+    def upstream_lost(self) -> None:
+        if not self.closed:
+            self.transport.close()
+
+    def resume_client(self) -> None:
+        """The backend takes bytes again: read the client again."""
+        if not self.closed and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def ended_well(self) -> bool:
+        """Both directions ended with an EOF (with TLS: the backend's EOF was relayed and the client closed)."""
+        return self.upstream_eof and (self.eof_pending or self.node.tls is not None)
+
+    def finish(self) -> None:
+        """The connection is over (after it was connected): count what its end cut."""
+
+    def record_connection(self, lifetime: float) -> None:
+        """The connection's signal: one per connection."""
+        target = self.target
+        self.node.telemetry.record(target.name if target else "-", self.signal_method, b"-", self.status or 499,
+                                   lifetime, self.bytes_in, self.bytes_out, "")
+
+    def shutdown(self) -> None:
+        """Graceful stop: a raw stream has no boundary to stop at, so it runs until it ends or the grace does."""
+        self.closing = True
+
+    def check_head(self, now: float, limit_s: float) -> None:
+        """A raw stream has no request head."""
+
+    # -- connecting -----------------------------------------------------------------------------------------
 
     async def _connect(self) -> None:
         node = self.node
@@ -135,80 +257,65 @@ class TcpProxyProtocol(asyncio.Protocol):
                 return
             breaker.success()
             node.telemetry.attempt(target.name, 200)
-            if self.closed:
+            if self.closed or self.transport.is_closing():
                 node.pool.mark_busy(target.addr, -1)
                 transport.close()
                 return
-            self.target = target
-            self.status = 200
-            self.upstream = transport  # type: ignore[assignment]
-            for chunk in self.pending:
-                transport.write(chunk)
-            self.pending = []
-            if self.eof_pending and transport.can_write_eof():
-                transport.write_eof()
-            self.transport.resume_reading()
+            self._connected(target, transport)  # type: ignore[arg-type]
             return
+
+    def _connected(self, target: Target, transport: asyncio.Transport) -> None:
+        self.target = target
+        self.status = 200
+        self.upstream = transport
+        stats = self.stats = self.node.telemetry.streams.stats(target.name)
+        stats.opened += 1
+        pending, self.pending = self.pending, []
+        for chunk in pending:
+            self.from_client(chunk)
+        if self.eof_pending and transport.can_write_eof():
+            transport.write_eof()
+        self.resume_client()
 
     def _give_up(self, status: int) -> None:
         self.status = status
         if not self.closed:
             self.transport.close()
 
-    def data_received(self, data: bytes) -> None:
-        self.bytes_in += len(data)
-        if self.upstream is not None:
-            self.upstream.write(data)
-        else:
-            self.pending.append(data)  # reading is paused until connected: at most one read's worth
+    # -- idle timeout ---------------------------------------------------------------------------------------
 
-    def eof_received(self) -> bool:
-        self.eof_pending = True
-        if self.upstream is not None and self.upstream.can_write_eof():
-            self.upstream.write_eof()
-        # both directions ended, or TLS (which cannot stay half-open): close (False) rather than linger
-        return not self.upstream_eof and self.node.tls is None
-
-    def pause_writing(self) -> None:
-        if self.upstream is not None:
-            self.upstream.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None:
-            self.upstream.resume_reading()
-
-    def upstream_lost(self) -> None:
-        if not self.closed:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _idle_check(self) -> None:
+        self.idle_timer = None
         if self.closed:
             return
-        self.closed = True
         node = self.node
-        node.connections.discard(self)
-        node.telemetry.active_connections -= 1
-        if self.upstream is not None:
-            self.upstream.close()
-            if self.target is not None:
-                node.pool.mark_busy(self.target.addr, -1)
-        node.telemetry.record(self.target.name if self.target else "-", b"TCP", b"-", self.status or 499,
-                              time.perf_counter() - self.started, self.bytes_in, self.bytes_out, "")
+        limit = node.limits.stream_idle_s
+        idle = node.loop.time() - self.last_io
+        if idle < limit:
+            self.idle_timer = node.loop.call_later(limit - idle, self._idle_check)
+            return
+        (self.stats or node.telemetry.streams.stats("-")).error("idle_timeout")
+        node.log.info("node %s: closing a stream idle for %.0f s", node.name, idle)
+        self.end()
 
-    def check_head(self, now: float, limit_s: float) -> None:
-        """A raw stream has no request head."""
-
-    def shutdown(self) -> None:
-        """Graceful stop: a raw stream has no request boundary, so it runs until the grace period ends."""
-        self.closing = True
+    def end(self) -> None:
+        """Close both sides now: gracefully when nothing waits to be written, else at once."""
+        for transport in (self.upstream, self.transport):
+            if transport is not None and not transport.is_closing():
+                if transport.get_write_buffer_size():
+                    transport.abort()
+                else:
+                    transport.close()
 
 
 class TcpHandler:
-    """Raw TCP pass-through (registered for tcp, grpc and protobuf until dedicated handlers exist).
+    """Raw TCP pass-through (registered for tcp, and for grpc until a per-stream handler exists).
 
     With ``node.tls`` it terminates TLS, offering ALPN ``h2`` for gRPC (whose clients require it) and none
     for other modes.
     """
+
+    protocol: Callable[[DataNode], asyncio.Protocol] = TcpProxyProtocol
 
     def __init__(self, name: str = "tcp") -> None:
         self.name = name
@@ -216,8 +323,12 @@ class TcpHandler:
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
+        protocol = type(self).protocol
+
+        def factory() -> asyncio.Protocol:
+            return protocol(node)
+
         tls = node.tls
         if tls is None:
-            return await loop.create_server(lambda: TcpProxyProtocol(node), host, port, backlog=1024,
-                                            reuse_address=True)
-        return await serve_tls(lambda: TcpProxyProtocol(node), host, port, tls, node.limits.header_timeout_s)
+            return await loop.create_server(factory, host, port, backlog=1024, reuse_address=True)
+        return await serve_tls(factory, host, port, tls, node.limits.header_timeout_s)

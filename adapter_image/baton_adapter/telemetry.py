@@ -17,6 +17,8 @@ from bisect import bisect_left
 from collections import deque
 from typing import Any
 
+from .streams import StreamTelemetry
+
 __all__ = ["LATENCY_BOUNDS", "MAX_SIGNAL_PAGE", "NodeTelemetry", "TargetStats", "status_class"]
 
 LATENCY_BOUNDS: tuple[float, ...] = (
@@ -93,6 +95,7 @@ class NodeTelemetry:
         self.requests_failed = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.streams = StreamTelemetry()  # stream connections of tcp and protobuf nodes
 
     def _stats(self, target: str) -> TargetStats:
         stats = self.targets.get(target)
@@ -164,8 +167,9 @@ class NodeTelemetry:
                 for name, s in self.targets.items()}
 
     def snapshot(self) -> dict[str, Any]:
+        """The node's counters (``GET /metrics``); ``streams`` only once the node has had stream connections."""
         total = self.requests_total
-        return {
+        data = {
             "node": self.node,
             "role": self.role,
             "requests_total": total,
@@ -179,6 +183,9 @@ class NodeTelemetry:
             "uptime_s": round(time.time() - self.started, 3),
             "targets": self.targets_json(),
         }
+        if self.streams.targets or self.streams.open:
+            data["streams"] = self.streams.to_json()
+        return data
 
     def signals_json(self, last_n: int | None = None) -> list[dict[str, Any]]:
         """The ring's newest ``last_n`` signals (all when None), oldest first (``GET /signals``)."""

@@ -1,4 +1,5 @@
-"""Raw TCP pass-through nodes (tcp, grpc, protobuf modes) and the protocol handler registry."""
+"""Raw TCP pass-through nodes (tcp and grpc modes; protobuf has its own: test_adapter_protobuf.py) and the
+protocol handler registry."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-@pytest.mark.parametrize("mode", ["tcp", "grpc", "protobuf"])
+@pytest.mark.parametrize("mode", ["tcp", "grpc"])
 def test_bytes_pass_through_with_half_close(mode: str) -> None:
     async def main() -> None:
         async with raw_server(_echo) as port, running_node(mode=mode, backend={"port": port}) as node:
