@@ -258,3 +258,17 @@ def test_no_reachable_backend_is_unavailable(pb: Any) -> None:
                 echo.Unary(pb.pb2.Msg(text="x"), timeout=30)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         until(lambda: node.telemetry.requests_failed == 1)
+
+
+def test_a_tls_client_reaches_an_h2c_backend(pb: Any, tmp_path: Path) -> None:
+    from _tls_support import TestCA
+
+    ca = TestCA()
+    cert, key = ca.issue().write(tmp_path, "api")
+    with grpc_server(pb, "a") as port, adapter(backend={"port": port},
+                                               tls={"cert_file": str(cert), "key_file": str(key)}) as node:
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca.pem)
+        with grpc.secure_channel(f"127.0.0.1:{node.port}", credentials,
+                                 options=[("grpc.ssl_target_name_override", "api.test")]) as channel:
+            reply = pb.grpc.EchoStub(channel).Unary(pb.pb2.Msg(text="tls"), timeout=30)
+        assert reply.text == "a:tls"
