@@ -89,13 +89,19 @@ def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None) -> A
     return Echo()
 
 
-@contextlib.contextmanager
-def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None) -> Iterator[int]:
-    """A grpcio server on 127.0.0.1 whose answers carry ``name``; yields its port."""
+def start_server(pb: Any, name: str, cancelled: threading.Event | None = None) -> tuple[Any, int]:
+    """A started grpcio server on 127.0.0.1 whose answers carry ``name``, and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     pb.grpc.add_EchoServicer_to_server(_servicer(pb, name, cancelled), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    return server, port
+
+
+@contextlib.contextmanager
+def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None) -> Iterator[int]:
+    """A grpcio server on 127.0.0.1 whose answers carry ``name``; yields its port."""
+    server, port = start_server(pb, name, cancelled)
     try:
         yield port
     finally:
@@ -272,3 +278,51 @@ def test_a_tls_client_reaches_an_h2c_backend(pb: Any, tmp_path: Path) -> None:
                                  options=[("grpc.ssl_target_name_override", "api.test")]) as channel:
             reply = pb.grpc.EchoStub(channel).Unary(pb.pb2.Msg(text="tls"), timeout=30)
         assert reply.text == "a:tls"
+
+
+def on_loop(node: Any, coro: Any, timeout: float = 60) -> Any:
+    """Run ``coro`` on the adapter's loop (its thread) and return its result."""
+    return asyncio.run_coroutine_threadsafe(coro, node.loop).result(timeout)
+
+
+def test_a_swap_under_steady_calls_fails_none(pb: Any) -> None:
+    from baton_adapter.routing import RoutingTable
+
+    old_server, old = start_server(pb, "old")
+    try:
+        with grpc_server(pb, "new") as new, adapter(backend={"port": old}) as node:
+            channel, echo = stub(pb, node)
+            stop = threading.Event()
+            served: list[str] = []
+            failed: list[Any] = []
+
+            def load() -> None:
+                while not stop.is_set():
+                    try:
+                        served.append(echo.Unary(pb.pb2.Msg(text="x"), timeout=30).text)
+                    except grpc.RpcError as exc:
+                        failed.append(exc.code())
+
+            workers = [threading.Thread(target=load) for _ in range(4)]
+            for worker in workers:
+                worker.start()
+            try:
+                until(lambda: served.count("old:x") >= 50)
+                table = RoutingTable.from_mapping({"strategy": "single", "targets": [
+                    {"name": "primary", "host": "127.0.0.1", "port": new}]})
+
+                async def swap_and_drain() -> dict[str, Any]:
+                    node.set_routing(table)
+                    return await node.drain(30, ("127.0.0.1", old))
+
+                assert on_loop(node, swap_and_drain())["drained"]
+                old_server.stop(None)  # killed the moment the drain returns
+                until(lambda: served.count("new:x") >= 50)
+            finally:
+                stop.set()
+                for worker in workers:
+                    worker.join(60)
+                channel.close()
+            assert failed == []
+    finally:
+        old_server.stop(None)
