@@ -304,6 +304,8 @@ class GrpcProxyProtocol(asyncio.Protocol):
         if not call.down and call.trailers is not None:
             try:
                 self.h2.send_headers(call.sid, call.trailers, end_stream=True)
+                if not call.up_end:  # answered before the client's side ended: close the stream (as gRPC servers do)
+                    self.h2.reset_stream(call.sid, ErrorCodes.NO_ERROR)
             except H2Error:
                 pass
             self._finish(call, call.code if call.code is not None else UNKNOWN)

@@ -138,8 +138,14 @@ class H2Upstream(asyncio.Protocol):
             self.start_waiting()
 
     def release(self, call: Call) -> None:
-        """``call`` is over: forget it, and send the next waiting one."""
+        """``call`` is over: forget it (resetting its stream when the backend answered before the client's side
+        ended, so the stream does not stay open), and send the next waiting one."""
         if call.upstream_sid is not None and self.calls.pop(call.upstream_sid, None) is not None and not self.lost:
+            if not call.up_sent_end:
+                try:
+                    self.h2.reset_stream(call.upstream_sid, ErrorCodes.CANCEL)
+                except H2Error:
+                    pass
             self.start_waiting()
 
     def flush(self) -> None:

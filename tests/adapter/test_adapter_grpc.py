@@ -73,7 +73,11 @@ def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None) -> A
                 yield msg(text=f"{name}:{request.text}", n=i)
 
         def Client(self, requests: Any, context: Any) -> Any:
-            items = [r.n for r in requests]
+            items = []
+            for r in requests:
+                if r.code:  # answer at once, before the client's side ends
+                    return msg(text=f"{name}:early", n=r.code)
+                items.append(r.n)
             return msg(text=f"{name}:{len(items)}", n=sum(items))
 
         def Bidi(self, requests: Any, context: Any) -> Iterator[Any]:
@@ -326,3 +330,22 @@ def test_a_swap_under_steady_calls_fails_none(pb: Any) -> None:
             assert failed == []
     finally:
         old_server.stop(None)
+
+
+def test_calls_answered_before_the_client_ends_its_side_free_their_streams(pb: Any) -> None:
+    msg = pb.pb2.Msg
+    with grpc_server(pb, "a") as port, adapter(backend={"port": port}) as node:
+        channel, echo = stub(pb, node)
+        with channel:
+            for _ in range(150):  # more than a backend's usual 100 concurrent streams
+                ended = threading.Event()
+
+                def requests() -> Iterator[Any]:
+                    yield msg(code=7)
+                    ended.wait(30)  # the client's side stays open until the answer came
+
+                reply = echo.Client(requests(), timeout=30)
+                ended.set()
+                assert reply.text == "a:early"
+        until(lambda: node.telemetry.targets["primary"].by_grpc_code == {"OK": 150})
+        until(lambda: not node.pool.busy)
