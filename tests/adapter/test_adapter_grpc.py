@@ -57,13 +57,14 @@ def _code(value: int) -> Any:
     return next(c for c in grpc.StatusCode if c.value[0] == value)
 
 
-def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None) -> Any:
+def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> Any:
     msg = pb.pb2.Msg
 
     class Echo(pb.grpc.EchoServicer):  # type: ignore[misc, name-defined]
         def Unary(self, request: Any, context: Any) -> Any:
-            if request.code:
-                context.abort(_code(request.code), f"failing with {request.code} on purpose")
+            if request.code or fail:
+                code = request.code or fail
+                context.abort(_code(code), f"failing with {code} on purpose")
             remaining = context.time_remaining()
             return msg(text=f"{name}:{request.text}", remaining=-1.0 if remaining is None else remaining,
                        blob=request.blob)
@@ -93,19 +94,20 @@ def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None) -> A
     return Echo()
 
 
-def start_server(pb: Any, name: str, cancelled: threading.Event | None = None) -> tuple[Any, int]:
-    """A started grpcio server on 127.0.0.1 whose answers carry ``name``, and its port."""
+def start_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> tuple[Any, int]:
+    """A started grpcio server on 127.0.0.1 whose answers carry ``name`` (``fail``: every unary call fails with
+    that code), and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    pb.grpc.add_EchoServicer_to_server(_servicer(pb, name, cancelled), server)
+    pb.grpc.add_EchoServicer_to_server(_servicer(pb, name, cancelled, fail), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
 
 
 @contextlib.contextmanager
-def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None) -> Iterator[int]:
+def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> Iterator[int]:
     """A grpcio server on 127.0.0.1 whose answers carry ``name``; yields its port."""
-    server, port = start_server(pb, name, cancelled)
+    server, port = start_server(pb, name, cancelled, fail)
     try:
         yield port
     finally:
@@ -349,3 +351,27 @@ def test_calls_answered_before_the_client_ends_its_side_free_their_streams(pb: A
                 assert reply.text == "a:early"
         until(lambda: node.telemetry.targets["primary"].by_grpc_code == {"OK": 150})
         until(lambda: not node.pool.busy)
+
+
+def test_a_canary_failing_on_grpc_status_codes_is_rolled_back(pb: Any) -> None:
+    canary_mod = pytest.importorskip("baton.canary")
+    totals = pytest.importorskip("tasks.canary")._totals
+    with grpc_server(pb, "stable") as stable, grpc_server(pb, "canary", fail=13) as canary, adapter(routing={
+        "strategy": "canary", "targets": [{"name": "stable", "host": "127.0.0.1", "port": stable, "weight": 75},
+                                          {"name": "canary", "host": "127.0.0.1", "port": canary, "weight": 25}]},
+    ) as node:
+        channel, echo = stub(pb, node)
+        with channel:
+            for _ in range(200):
+                try:
+                    echo.Unary(pb.pb2.Msg(text="x"), timeout=30)
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.INTERNAL
+        metrics = node.telemetry.targets_json()  # what GET /routing's target_metrics carries
+        seen = {name: canary_mod.TargetStats(**totals(metrics[name])) for name in ("stable", "canary")}
+        assert seen["stable"].errors == 0 and seen["canary"].errors == seen["canary"].requests >= 20
+        assert metrics["canary"]["grpc_status"] == {"INTERNAL": seen["canary"].requests}
+        observation = canary_mod.Observation(canary_mod.Phase.PROGRESSING, 25, seen["canary"], seen["stable"])
+        decision = canary_mod.decide(canary_mod.CanaryPolicy(), observation, now=60.0)
+        assert decision.phase is canary_mod.Phase.FAILED and decision.weight == 0, decision.reason
+        assert "canary error rate 100.0%" in decision.reason
