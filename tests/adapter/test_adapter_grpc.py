@@ -38,17 +38,32 @@ service Echo {
 """
 
 
+HEALTH_PROTO = """
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+"""
+
+
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The compiled service: a namespace with ``pb2`` (messages) and ``grpc`` (stubs) modules."""
     out = tmp_path_factory.mktemp("proto")
     (out / "batontest.proto").write_text(PROTO)
+    (out / "batonhealth.proto").write_text(HEALTH_PROTO)
     assert protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(out / "batontest.proto")]) == 0
+                        str(out / "batontest.proto"), str(out / "batonhealth.proto")]) == 0
     sys.path.insert(0, str(out))
     try:
         return type("pb", (), {"pb2": importlib.import_module("batontest_pb2"),
-                               "grpc": importlib.import_module("batontest_pb2_grpc")})
+                               "grpc": importlib.import_module("batontest_pb2_grpc"),
+                               "health_pb2": importlib.import_module("batonhealth_pb2"),
+                               "health_grpc": importlib.import_module("batonhealth_pb2_grpc")})
     finally:
         sys.path.remove(str(out))
 
@@ -94,20 +109,28 @@ def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None, fail
     return Echo()
 
 
-def start_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> tuple[Any, int]:
+def start_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0,
+                 health: int | None = None) -> tuple[Any, int]:
     """A started grpcio server on 127.0.0.1 whose answers carry ``name`` (``fail``: every unary call fails with
-    that code), and its port."""
+    that code; ``health``: it offers grpc.health.v1 answering that serving status), and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     pb.grpc.add_EchoServicer_to_server(_servicer(pb, name, cancelled, fail), server)
+    if health is not None:
+        class Health(pb.health_grpc.HealthServicer):  # type: ignore[misc, name-defined]
+            def Check(self, request: Any, context: Any) -> Any:
+                return pb.health_pb2.HealthCheckResponse(status=health)
+
+        pb.health_grpc.add_HealthServicer_to_server(Health(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, port
 
 
 @contextlib.contextmanager
-def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> Iterator[int]:
+def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0,
+                health: int | None = None) -> Iterator[int]:
     """A grpcio server on 127.0.0.1 whose answers carry ``name``; yields its port."""
-    server, port = start_server(pb, name, cancelled, fail)
+    server, port = start_server(pb, name, cancelled, fail, health)
     try:
         yield port
     finally:
@@ -375,3 +398,19 @@ def test_a_canary_failing_on_grpc_status_codes_is_rolled_back(pb: Any) -> None:
         decision = canary_mod.decide(canary_mod.CanaryPolicy(), observation, now=60.0)
         assert decision.phase is canary_mod.Phase.FAILED and decision.weight == 0, decision.reason
         assert "canary error rate 100.0%" in decision.reason
+
+
+def test_health_asks_grpc_health_v1_when_offered_else_connects(pb: Any) -> None:
+    with grpc_server(pb, "s", health=1) as serving, grpc_server(pb, "n", health=2) as not_serving, \
+            grpc_server(pb, "p") as plain, adapter(routing={"strategy": "weighted", "targets": [
+                {"name": "serving", "host": "127.0.0.1", "port": serving, "weight": 40},
+                {"name": "not_serving", "host": "127.0.0.1", "port": not_serving, "weight": 30},
+                {"name": "plain", "host": "127.0.0.1", "port": plain, "weight": 20},
+                {"name": "gone", "host": "127.0.0.1", "port": refused_port(), "weight": 10}]}) as node:
+        health = on_loop(node, node.health())
+    assert health["verdict"] == "degraded"
+    details = dict(part.split(": ", 1) for part in health["detail"].split("; "))
+    assert details["serving"] == f"grpc health check on 127.0.0.1:{serving} answered SERVING"
+    assert details["not_serving"] == f"grpc health check on 127.0.0.1:{not_serving} answered NOT_SERVING"
+    assert details["plain"] == f"127.0.0.1:{plain} offers no grpc.health.v1 and accepted the connection"
+    assert details["gone"].startswith("grpc health check on 127.0.0.1:")
