@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 __all__ = ["GrpcHandler", "GrpcProxyProtocol"]
 
+# GOAWAY, stream 0, last stream 2^31-1, NO_ERROR: "stop opening streams", before the real one (RFC 9113 6.8)
+_GOAWAY_GRACEFUL = (8).to_bytes(3, "big") + b"\x07\x00" + bytes(4) + (2**31 - 1).to_bytes(4, "big") + bytes(4)
+
 
 class GrpcProxyProtocol(asyncio.Protocol):
     """One client HTTP/2 connection on a ``grpc`` node."""
@@ -141,8 +144,8 @@ class GrpcProxyProtocol(asyncio.Protocol):
             elif isinstance(ev, ConnectionTerminated):
                 self.closing = True
         self.flush()
-        if self.closing and not self.calls:
-            self.transport.close()
+        if self.closing and not self.calls and not self.transport.is_closing():
+            self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed:
@@ -169,17 +172,26 @@ class GrpcProxyProtocol(asyncio.Protocol):
             upstream.flush()
 
     def shutdown(self) -> None:
-        """Graceful stop: GOAWAY (no new call), then close once the calls in flight are over."""
-        self.closing = True
-        if self.closed:
+        """Graceful stop: a first GOAWAY (last stream 2^31-1, RFC 9113 6.8) tells the client to open no new stream
+        while the calls in flight go on (h2's own GOAWAY would end the connection's state machine); streams
+        opened meanwhile are refused (the client retries them elsewhere); the last GOAWAY goes once they are over."""
+        if self.closing or self.closed:
+            self.closing = True
             return
+        self.closing = True
+        self.flush()
+        self.transport.write(_GOAWAY_GRACEFUL)
+        if not self.calls:
+            self._close()
+
+    def _close(self) -> None:
+        """The last GOAWAY, then close."""
         try:
             self.h2.close_connection(last_stream_id=self.h2.highest_inbound_stream_id)
         except H2Error:
             pass
         self.flush()
-        if not self.calls:
-            self.transport.close()
+        self.transport.close()
 
     def check_head(self, now: float, limit_s: float) -> None:
         """HTTP/2 has no request head to time here."""
@@ -197,10 +209,15 @@ class GrpcProxyProtocol(asyncio.Protocol):
         started = time.perf_counter()
         path = next((v for n, v in headers if n == b":path"), b"-")
         table = node.routing
+        if self.closing:  # after our GOAWAY: refused, so the client retries it on another connection
+            try:
+                self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            except H2Error:
+                pass
+            return
         target = table.choose(headers, node.unavailable_targets())
-        if target is None or target.mock or self.closing:
-            reason = "the node is shutting down" if self.closing else (
-                "the node has no gRPC mock" if target is not None else "no backend is available")
+        if target is None or target.mock:
+            reason = "the node has no gRPC mock" if target is not None else "no backend is available"
             self._refuse(sid, path, started, target.name if target else "-", reason)
             return
         call = Call(sid, headers, path, target, started)
@@ -323,9 +340,8 @@ class GrpcProxyProtocol(asyncio.Protocol):
                                    call.bytes_in, call.bytes_out, call.trace_id)
         if not self.closed:
             self._retire(call.upstream)
-            if self.closing and not self.calls:
-                self.flush()
-                self.transport.close()
+            if self.closing and not self.calls and not self.transport.is_closing():
+                self._close()
 
     def _retire(self, upstream: H2Upstream) -> None:
         """Close an idle connection to a backend the routing table no longer sends calls to."""

@@ -72,6 +72,9 @@ def _code(value: int) -> Any:
     return next(c for c in grpc.StatusCode if c.value[0] == value)
 
 
+GATES: dict[str, tuple[threading.Event, threading.Event]] = {}  # text -> (the call arrived, let it answer)
+
+
 def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None, fail: int = 0) -> Any:
     msg = pb.pb2.Msg
 
@@ -80,6 +83,10 @@ def _servicer(pb: Any, name: str, cancelled: threading.Event | None = None, fail
             if request.code or fail:
                 code = request.code or fail
                 context.abort(_code(code), f"failing with {code} on purpose")
+            gate = GATES.get(request.text)
+            if gate is not None:
+                gate[0].set()
+                assert gate[1].wait(30)
             remaining = context.time_remaining()
             return msg(text=f"{name}:{request.text}", remaining=-1.0 if remaining is None else remaining,
                        blob=request.blob)
@@ -414,3 +421,22 @@ def test_health_asks_grpc_health_v1_when_offered_else_connects(pb: Any) -> None:
     assert details["not_serving"] == f"grpc health check on 127.0.0.1:{not_serving} answered NOT_SERVING"
     assert details["plain"] == f"127.0.0.1:{plain} offers no grpc.health.v1 and accepted the connection"
     assert details["gone"].startswith("grpc health check on 127.0.0.1:")
+
+
+def test_shutdown_lets_the_calls_in_flight_finish(pb: Any) -> None:
+    arrived, answer = GATES["slow"] = (threading.Event(), threading.Event())
+    try:
+        with grpc_server(pb, "a") as port, adapter(backend={"port": port}) as node:
+            channel, echo = stub(pb, node)
+            with channel:
+                pending = echo.Unary.future(pb.pb2.Msg(text="slow"), timeout=30)
+                assert arrived.wait(30)
+                stopping = asyncio.run_coroutine_threadsafe(node.stop(grace_s=30), node.loop)
+                until(lambda: node.closing)
+                answer.set()
+                assert pending.result(30).text == "a:slow"
+                stopping.result(30)
+            assert node.telemetry.targets["primary"].by_grpc_code == {"OK": 1}
+    finally:
+        answer.set()
+        GATES.pop("slow", None)
