@@ -15,7 +15,8 @@ Families (labels ``node`` and ``role`` on every sample, the original Baton's nam
     baton_bytes_received_total, baton_bytes_sent_total  counters of body bytes
     baton_breaker_open{target, state}              gauge      1 while a target's breaker is open or half-open
 
-and, once a node has had stream connections (``tcp``, ``protobuf``; see ``streams``)::
+and, on ``grpc`` nodes, ``baton_grpc_calls_total{target, code}`` (calls by ``grpc-status`` name, e.g. OK,
+UNAVAILABLE); and, once a node has had stream connections (``tcp``, ``protobuf``; see ``streams``)::
 
     baton_stream_connections_opened_total{target}  counter    connections opened to a target
     baton_stream_connections_closed_total{target}  counter    ... that have ended
@@ -91,6 +92,14 @@ def _families(telemetry: Any, breakers: dict[str, str], bounds: Sequence[float])
         for name, state in breakers.items():
             breaker.add_metric([*base, name, state], 0 if state == "closed" else 1)
         yield breaker
+    grpc = [(name, stats.by_grpc_code) for name, stats in targets if stats.grpc_codes]
+    if grpc:
+        calls = CounterMetricFamily("baton_grpc_calls", "gRPC calls finished, by target and grpc-status code.",
+                                    labels=["node", "role", "target", "code"])
+        for name, codes in grpc:
+            for code, n in codes.items():
+                calls.add_metric([*base, name, code], n)
+        yield calls
     if telemetry.streams.targets:
         yield from _stream_families(base, list(telemetry.streams.targets.items()))
 

@@ -2,18 +2,19 @@
 
 The adapter's modules form a DAG, lowest first (``tests/unit/test_import_graph.py`` keeps it so)::
 
-    errors, resilience, headers, streams <- telemetry, upstream   <- config <- routing, health, events, tls
+    errors, resilience, headers, streams, grpc_call <- telemetry, upstream   <- config <- routing, health, events, tls
     exposition, otlp, event_token, framing  leaves: the Prometheus text, the OTLP encoding, the events token, frames
     classification <- tracing  the request spans (contract classifications, the exporter)
     interfaces                 types only: what a node and a client connection look like from below
     listener                   TLS listening ports (the certificate current at accept)
     exchange <- server         the HTTP data plane      tcp_proxy <- protobuf_proxy    the stream data planes
+    h2_upstream <- grpc_proxy  the gRPC data plane (HTTP/2, per call); grpc_health its backends' probe
     protocols                  the handler registry (built-ins, then the ``baton.protocols`` entry points)
     management                 the management API over a ManagedNode
     node <- host <- cli        a node wires all of the above; the host runs nodes; the CLI runs the host
 
 ``Node`` satisfies ``DataNode`` and ``ManagedNode`` structurally; the client protocols of ``server``,
-``tcp_proxy`` and ``protobuf_proxy`` satisfy ``ClientConnection``. Nothing here runs on the hot path: the protocols are used in
+``tcp_proxy``, ``protobuf_proxy`` and ``grpc_proxy`` satisfy ``ClientConnection``. Nothing here runs on the hot path: the protocols are used in
 annotations only (the modules using them import this one under ``TYPE_CHECKING``).
 """
 

@@ -21,6 +21,7 @@ from . import protocols
 from .config import Backend, NodeConfig, is_loopback, process_instance
 from .errors import BindError, ConfigError, RoutingLocked
 from .events import EventLog
+from .grpc_health import probe_grpc
 from .health import HTTP_MODES, probe_http, probe_tcp
 from .resilience import BreakerState, CircuitBreaker, RetryBudget
 from .routing import RoutingTable
@@ -392,6 +393,8 @@ class Node:
                 probes.append(_mock_probe())
             elif self.config.mode in HTTP_MODES:
                 probes.append(probe_http(t.host, t.port, self.config.health_path, timeout))
+            elif self.config.mode == "grpc":
+                probes.append(probe_grpc(t.host, t.port, timeout))
             else:
                 probes.append(probe_tcp(t.host, t.port, timeout))
         results = await asyncio.gather(*probes)

@@ -1,7 +1,8 @@
 """Registry of data-plane protocol handlers, keyed by node mode.
 
-Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy, ``baton_adapter.server``); ``tcp`` and ``grpc`` as a
-byte-level TCP pass-through (``baton_adapter.tcp_proxy``); ``protobuf`` as a frame-aware proxy of 4-byte
+Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy, ``baton_adapter.server``); ``tcp`` as a byte-level TCP
+pass-through (``baton_adapter.tcp_proxy``); ``grpc`` as an HTTP/2 proxy routing each call
+(``baton_adapter.grpc_proxy``); ``protobuf`` as a frame-aware proxy of 4-byte
 big-endian length-prefixed frames (``baton_adapter.protobuf_proxy``).
 
 A handler starts a node's data-port server; it receives the node as an ``interfaces.DataNode`` (inside the
@@ -42,6 +43,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ConfigError
+from .grpc_proxy import GrpcHandler
 from .protobuf_proxy import ProtobufHandler
 from .server import HttpHandler
 from .tcp_proxy import TcpHandler
@@ -167,8 +169,8 @@ def _distribution(ep: EntryPoint) -> str:
 def _register_builtins() -> None:
     register(HttpHandler("http"))
     register(HttpHandler("soap"))
-    for mode in ("tcp", "grpc"):  # grpc: byte pass-through until a per-stream HTTP/2 handler exists
-        register(TcpHandler(mode))
+    register(TcpHandler("tcp"))
+    register(GrpcHandler())
     register(ProtobufHandler())
 
 

@@ -1,4 +1,4 @@
-"""Byte-level TCP proxy: the handler of ``tcp`` nodes (and of ``grpc`` ones until a per-stream handler exists).
+"""Byte-level TCP proxy: the handler of ``tcp`` nodes (``grpc`` has its own: ``baton_adapter.grpc_proxy``).
 
 Each client connection is routed once (weights, breakers and connect retries apply; header rules cannot),
 then spliced to the chosen backend byte for byte with flow control both ways.
@@ -309,7 +309,7 @@ class TcpProxyProtocol(asyncio.Protocol):
 
 
 class TcpHandler:
-    """Raw TCP pass-through (registered for tcp, and for grpc until a per-stream handler exists).
+    """Raw TCP pass-through (registered for tcp).
 
     With ``node.tls`` it terminates TLS, offering ALPN ``h2`` for gRPC (whose clients require it) and none
     for other modes.

@@ -17,6 +17,8 @@ from bisect import bisect_left
 from collections import deque
 from typing import Any
 
+from .grpc_call import CODES as GRPC_CODES
+from .grpc_call import HTTP_STATUS as GRPC_HTTP_STATUS
 from .streams import StreamTelemetry
 
 __all__ = ["LATENCY_BOUNDS", "MAX_SIGNAL_PAGE", "NodeTelemetry", "TargetStats", "status_class"]
@@ -44,7 +46,7 @@ class TargetStats:
     """Counters of one routing target (e.g. stable/canary, a/b); fixed-size lists, no per-request allocation."""
 
     __slots__ = ("requests", "failed", "classes", "attempt_counts", "buckets", "latency_sum", "bytes_in",
-                 "bytes_out")
+                 "bytes_out", "grpc_codes")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -55,6 +57,13 @@ class TargetStats:
         self.latency_sum = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.grpc_codes: list[int] | None = None  # gRPC calls by status code (grpc nodes only)
+
+    @property
+    def by_grpc_code(self) -> dict[str, int]:
+        """Finished gRPC calls by status name, e.g. ``{"OK": 90, "UNAVAILABLE": 2}`` (empty unless a grpc node)."""
+        codes = self.grpc_codes
+        return {GRPC_CODES[i]: n for i, n in enumerate(codes) if n} if codes else {}
 
     @property
     def by_class(self) -> dict[str, int]:
@@ -76,6 +85,7 @@ class TargetStats:
             "latency_ms_avg": round(1000 * self.latency_sum / self.requests, 3) if self.requests else None,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            **({"grpc_status": self.by_grpc_code} if self.grpc_codes else {}),
         }
 
 
@@ -146,6 +156,21 @@ class NodeTelemetry:
             self.requests_failed += 1
         self.signal_seq += 1
         self.signals.append((time.time(), method, path, status, latency_s, bytes_out, trace_id, target, span_id))
+
+    def record_call(self, target: str, path: bytes, code: int, latency_s: float, bytes_in: int, bytes_out: int,
+                    trace_id: str) -> None:
+        """Count one finished gRPC call with its status ``code``: a signal like a request's (method ``GRPC``,
+        status the code's HTTP reading), counted by code, and every non-OK code a failed request."""
+        status = GRPC_HTTP_STATUS[code] if 0 <= code < len(GRPC_CODES) else 500
+        self.record(target, b"GRPC", path, status, latency_s, bytes_in, bytes_out, trace_id)
+        stats = self.targets[target]
+        codes = stats.grpc_codes
+        if codes is None:
+            codes = stats.grpc_codes = [0] * len(GRPC_CODES)
+        codes[code if 0 <= code < len(GRPC_CODES) else 2] += 1
+        if code and status < 500:  # record counted a 5xx reading already
+            stats.failed += 1
+            self.requests_failed += 1
 
     # -- views --------------------------------------------------------------------------------------------
 

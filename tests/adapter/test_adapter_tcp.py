@@ -21,7 +21,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-@pytest.mark.parametrize("mode", ["tcp", "grpc"])
+@pytest.mark.parametrize("mode", ["tcp"])
 def test_bytes_pass_through_with_half_close(mode: str) -> None:
     async def main() -> None:
         async with raw_server(_echo) as port, running_node(mode=mode, backend={"port": port}) as node:

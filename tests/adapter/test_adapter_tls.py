@@ -132,7 +132,7 @@ async def _echo_per_read(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-@pytest.mark.parametrize(("mode", "alpn"), [("tcp", None), ("grpc", "h2")])  # protobuf: test_adapter_protobuf.py
+@pytest.mark.parametrize(("mode", "alpn"), [("tcp", None)])  # grpc: test_adapter_grpc.py; protobuf: test_adapter_protobuf.py
 def test_raw_modes_terminate_tls_and_pass_plain_bytes(loop: str, mode: str, alpn: str | None, tmp_path: Path) -> None:
     ca = TestCA()
 

@@ -1,0 +1,107 @@
+"""One gRPC call proxied through a ``grpc`` node: its state, and the pure rules that read gRPC out of HTTP/2.
+
+A call is one HTTP/2 stream from the client paired with one stream to the backend its routing decision chose
+(``baton_adapter.grpc_proxy`` owns the client side, ``baton_adapter.h2_upstream`` the backend side). Bytes
+each way wait here, bounded by the HTTP/2 windows, until the peer's window takes them: a byte received is
+acknowledged (its window credit returned to the sender) only once it has been sent on, so a slow reader
+slows the writer on the far side and the adapter never holds more than a window per call and direction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from h2.connection import H2Connection
+
+    from .routing import Target
+
+__all__ = ["CODES", "HTTP_STATUS", "Call", "code_of_reset", "grpc_status", "send_window"]
+
+# gRPC status codes by number (grpc/status.h)
+CODES: tuple[str, ...] = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)
+# the HTTP status a code reads as in signals (grpc-gateway's mapping): OK 200, CANCELLED 499, UNAVAILABLE 503...
+HTTP_STATUS: tuple[int, ...] = (200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401)
+UNKNOWN = 2
+UNAVAILABLE = 14
+CANCELLED = 1
+INTERNAL = 13
+
+_RST_CANCEL = 0x8
+_RST_REFUSED = 0x7
+
+
+def grpc_status(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The ``grpc-status`` of a trailers (or trailers-only) block, or None when it has none (or an unreadable one)."""
+    for name, value in headers:
+        if name == b"grpc-status":
+            try:
+                code = int(value)
+            except ValueError:
+                return UNKNOWN
+            return code if 0 <= code < len(CODES) else UNKNOWN
+    return None
+
+
+def code_of_reset(error_code: int) -> int:
+    """The gRPC code a stream reset reads as (what grpcio reports for it)."""
+    if error_code == _RST_CANCEL:
+        return CANCELLED
+    if error_code == _RST_REFUSED:
+        return UNAVAILABLE
+    return INTERNAL
+
+
+def trailers_only(code: int, message: str) -> list[tuple[bytes, bytes]]:
+    """A trailers-only answer (one HEADERS frame ending the stream) with ``code``: what the adapter sends when no
+    backend takes a call."""
+    return [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", str(code).encode()),
+            (b"grpc-message", message.replace(" ", "%20").encode("ascii", "replace"))]
+
+
+def send_window(conn: H2Connection, stream_id: int, buf: bytearray) -> int:
+    """Send as much of ``buf`` on ``stream_id`` as the peer's windows allow (removing it from ``buf``); return
+    how many bytes went."""
+    sent = 0
+    while buf:
+        window = conn.local_flow_control_window(stream_id)
+        if window <= 0:
+            break
+        n = min(len(buf), window, conn.max_outbound_frame_size)
+        conn.send_data(stream_id, bytes(buf[:n]))
+        del buf[:n]
+        sent += n
+    return sent
+
+
+class Call:
+    """One proxied call: the client's stream, the backend's, and what waits to go either way."""
+
+    __slots__ = ("sid", "headers", "path", "target", "upstream", "upstream_sid", "up", "up_end", "up_sent_end",
+                 "down", "trailers", "response_started", "code", "started", "bytes_in", "bytes_out", "done",
+                 "trace_id")
+
+    def __init__(self, sid: int, headers: list[tuple[bytes, bytes]], path: bytes, target: Target,
+                 started: float) -> None:
+        self.sid = sid  # the client's stream
+        self.headers = headers  # the request headers, forwarded as they came
+        self.path = path
+        self.target = target
+        self.upstream: Any = None  # the H2Upstream carrying it
+        self.upstream_sid: int | None = None  # the backend's stream, once opened
+        self.up = bytearray()  # client bytes not yet sent to the backend
+        self.up_end = False  # the client ended its side
+        self.up_sent_end = False  # ... and that end was passed on
+        self.down = bytearray()  # backend bytes not yet sent to the client
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # the backend's trailers, sent once `down` is empty
+        self.response_started = False  # the response headers went to the client
+        self.code: int | None = None  # the call's gRPC status, once known
+        self.started = started
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.done = False
+        self.trace_id = ""
