@@ -132,7 +132,7 @@ def adapter_node(
         "mode": str(node.proxy_mode),
         "role": str(node.role),
         "policy": config.inbound_policy(node.name).model_dump(),
-        "limits": {"hold_s": HOLD_S},
+        "limits": {"hold_s": HOLD_S, **node.limits.adapter_limits()},
     }
     if contract:
         path = Path(contract)

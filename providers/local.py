@@ -31,7 +31,7 @@ from baton import leases
 from baton.config import NodeConfig
 from baton.config.document import atomic_write_text
 from baton.control import control_token, token_env
-from baton.errors import BatonError
+from baton.errors import BatonError, ConfigError
 from baton.leases import LEASE_ENV
 from baton.logpump import LEASE_CHECK_ENV
 from baton.processes import ProcessRecord, is_running, spawn, stop_group
@@ -123,10 +123,22 @@ def _config(root: Path) -> Any:
     return Project.at(root).load()
 
 
+def _check_modes(adapter_config: Mapping[str, Any]) -> None:
+    """Refuse, before anything starts, a node whose mode no adapter in this environment can serve."""
+    from baton.modes import check_mode, offered_modes
+
+    offered = offered_modes()
+    for entry in adapter_config["nodes"]:
+        refused = check_mode(entry["name"], entry.get("mode", "http"), offered)
+        if refused:
+            raise ConfigError(refused)
+
+
 class LocalProvider:
     name = "local"
 
     def start_host(self, root: Path, state_dir: Path, host_id: str, adapter_config: Mapping[str, Any]) -> AdapterHost:
+        _check_modes(adapter_config)
         adapters = state_dir / "adapters"
         adapters.mkdir(parents=True, exist_ok=True)
         config_file = adapters / f"{host_id}.json"

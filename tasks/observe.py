@@ -13,6 +13,8 @@ from baton.state import StateStore
 __all__ = ["STOPPED", "observe_nodes", "probe_services", "incarnation_of", "service_answers", "routes_of",
            "recorded_routes", "drift", "routing_drift"]
 
+HTTP_MODES = ("http", "soap")  # modes whose services answer HTTP
+
 STOPPED = {"state": "stopped", "health": "unknown", "detail": "", "service": None, "drift": None}
 MOCK = "its mock"
 
@@ -129,8 +131,10 @@ async def observe_nodes(state_dir: Path, config: Any, state: Any = None) -> dict
     return {n.name: info for n, info in zip(config.nodes, results, strict=True)}
 
 
-async def service_answers(host: str, port: int, path: str, http: bool) -> bool:
-    """The service accepts a connection and, for HTTP nodes, answers a GET with any status."""
+async def service_answers(host: str, port: int, path: str, mode: str) -> bool:
+    """The service answers in its node's mode: it accepts a connection; HTTP and SOAP services also answer a GET
+    with any status; gRPC services also answer ``grpc.health.v1`` Check with SERVING (or have no health
+    service, ``UNIMPLEMENTED``). Other modes (tcp, protobuf, plugins) are judged by the connection."""
     import aiohttp
 
     try:
@@ -138,7 +142,11 @@ async def service_answers(host: str, port: int, path: str, http: bool) -> bool:
     except (OSError, TimeoutError):
         return False
     writer.close()
-    if not http:
+    if mode == "grpc":
+        from baton_adapter.grpc_health import probe_grpc
+
+        return (await probe_grpc(host, port, 2.0)).ok
+    if mode not in HTTP_MODES:
         return True
     try:
         timeout = aiohttp.ClientTimeout(total=2)
@@ -167,7 +175,7 @@ async def probe_services(state: Any, config: Any, provider: Any, timeout_s: floa
 
     if not state.running:
         return []
-    modes = {n.name: n.proxy_mode.value for n in config.nodes}
+    modes = {n.name: n.proxy_mode for n in config.nodes}
 
     async def probe(name: str, slot: Any) -> dict[str, Any]:
         result = {"node": name, "incarnation": incarnation_of(slot), "command": slot.command}
@@ -175,7 +183,7 @@ async def probe_services(state: Any, config: Any, provider: Any, timeout_s: floa
             return {**result, "ok": False, "exited": True, "detail": "the service exited"}
         host, port = probe_address(slot)
         try:
-            answered = await asyncio.wait_for(service_answers(host, port, "/", modes.get(name) in ("http", "soap")),
+            answered = await asyncio.wait_for(service_answers(host, port, "/", modes.get(name, "http")),
                                               timeout_s)
         except TimeoutError:
             answered = False

@@ -95,11 +95,11 @@ def _stop_started(transaction: Any) -> None:
 @step("wait-service-ready")
 async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout_s: float = 30.0,
                              health_path: str = "/") -> dict[str, Any]:
-    """Wait until the service accepts connections and answers HTTP (any status); fail fast if it exits."""
+    """Wait until the service answers in its node's mode (``service_answers``); fail fast if it exits."""
     circuit = open_circuit(root)
     service = ServiceSlot.model_validate(slot)
     provider = circuit.provider()
-    http = circuit.node(node).proxy_mode.value in ("http", "soap")
+    mode = circuit.node(node).proxy_mode
     host, port = probe_address(service)
     started = time.monotonic()
 
@@ -114,7 +114,7 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
         if problem:  # it will never answer from outside: say why now rather than at the deadline
             raise ServiceNotReady(f"the service for {node} cannot be reached: {problem}")
 
-    await wait_for_async(lambda: service_answers(host, port, health_path, http), timeout_s=timeout_s, abort=exited,
+    await wait_for_async(lambda: service_answers(host, port, health_path, mode), timeout_s=timeout_s, abort=exited,
                          timeout_error=lambda: ServiceNotReady(
                              f"the service for {node} did not answer on port {service.port} within {timeout_s:.0f} s; "
                              "make it listen on $BATON_SERVICE_PORT."))
@@ -124,7 +124,7 @@ async def wait_service_ready(root: str, node: str, slot: dict[str, Any], timeout
 def needs_validation(root: str, node: str) -> bool:
     """Whether a service for ``node`` is checked against a contract (HTTP nodes that have one)."""
     spec = open_circuit(root).node(node)
-    return bool(spec.spec_path) and spec.proxy_mode.value == "http"
+    return bool(spec.spec_path) and spec.proxy_mode == "http"
 
 
 @step("validate-service-contract")
@@ -132,7 +132,7 @@ async def validate_service_contract(root: str, node: str, slot: dict[str, Any], 
     """Probe the service with safe requests and check its answers against the node's contract."""
     circuit = open_circuit(root)
     spec = circuit.node(node)
-    if not spec.spec_path or spec.proxy_mode.value != "http":
+    if not spec.spec_path or spec.proxy_mode != "http":
         return {"ok": True, "skipped": "no contract"}
     from baton_adapter.mock import validate_service
 

@@ -82,9 +82,7 @@ class ProtobufProxyProtocol(TcpProxyProtocol):
             declared = -1 if was_at_boundary or ended else declared
             if was_at_boundary or ended:
                 self._stop_client()
-        if out:
-            self.upstream.write(out)  # type: ignore[union-attr]
-        if ended:
+        if ended:  # counted before they are written: an in-process backend (the echo mock) answers within write
             stats.frames_in += len(ended)  # type: ignore[union-attr]
             if self.pairing:
                 now = time.perf_counter()
@@ -93,6 +91,8 @@ class ProtobufProxyProtocol(TcpProxyProtocol):
                 if len(outstanding) > MAX_OUTSTANDING:
                     self.pairing = False
                     outstanding.clear()
+        if out:
+            self.upstream.write(out)  # type: ignore[union-attr]
         if declared >= 0:
             self._too_large("client", declared)
         elif self.closing:

@@ -16,7 +16,7 @@ then spliced to the chosen backend byte for byte with flow control both ways.
   backend could be reached; latency = connection lifetime), one attempt per connect, and per target the
   connection counters of ``baton_adapter.streams`` (opened, active, closed, bytes each way, durations).
 
-A mocked node has no mock for raw protocols: its connections are closed at once. With ``node.tls`` the port
+A mocked target echoes (``baton_adapter.echo_mock``): the client gets back what it sends. With ``node.tls`` the port
 terminates TLS and the backend gets the plain bytes (gRPC: ALPN ``h2`` offered, h2c to the backend). TLS has
 no half-close in asyncio: when the backend ends its side, the client connection is closed (after what was
 relayed), and a client's ``close_notify`` ends both sides.
@@ -31,6 +31,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Callable
 
+from .echo_mock import EchoTransport
 from .listener import serve_tls
 
 if TYPE_CHECKING:
@@ -227,8 +228,13 @@ class TcpProxyProtocol(asyncio.Protocol):
             table = node.routing
             excluded = node.unavailable_targets()
             target = table.choose((), excluded | failed) or table.choose((), excluded)
-            if target is None or target.mock:
+            if target is None:
                 self._give_up(503)
+                return
+            if target.mock:  # the raw modes' mock echoes (baton_adapter.echo_mock)
+                node.pool.mark_busy(target.addr, 1)
+                node.telemetry.attempt(target.name, 200)
+                self._connected(target, EchoTransport(self, loop))  # type: ignore[arg-type]
                 return
             breaker = node.breaker(target.name)
             if not breaker.acquire():

@@ -88,7 +88,7 @@ def service_derive(obj: Any, save: bool, as_json: bool) -> None:
     import contextlib
 
     from baton.config.edits import add_edge, add_node, used_ports
-    from baton.config import NodeRole, ProxyMode
+    from baton.config import NodeRole
     from baton.services import derive_circuit
 
     project = obj.project()
@@ -112,7 +112,7 @@ def service_derive(obj: Any, save: bool, as_json: bool) -> None:
             for n in derived.nodes:
                 if n.name not in existing:
                     port = n.port if n.port not in used_ports(doc.data) else None
-                    add_node(doc.data, n.name, port=port, mode=ProxyMode(n.proxy_mode), role=NodeRole(n.role),
+                    add_node(doc.data, n.name, port=port, mode=n.proxy_mode, role=NodeRole(n.role),
                              contract=n.contract)
                     added_nodes.append(n.name)
             known = {(e.source, e.target) for e in config.edges}

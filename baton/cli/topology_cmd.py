@@ -16,7 +16,6 @@ from baton.cli.output import emit, json_option
 
 __all__ = ["init", "node", "edge", "contract"]
 
-_MODES = ("http", "tcp", "grpc", "protobuf", "soap")
 _ROLES = ("service", "ingress", "egress")
 _INIT_TEMPLATE = """\
 # Baton circuit: the nodes of your topology, the edges between them and their contracts.
@@ -96,7 +95,8 @@ def node() -> None:
 @node.command("add")
 @click.argument("name")
 @click.option("--port", type=click.IntRange(1024, 65535), help="Traffic port (default: first free in 9001-9999).")
-@click.option("--mode", type=click.Choice(_MODES), default="http", show_default=True, help="Proxy mode.")
+@click.option("--mode", default="http", show_default=True,
+              help="Proxy mode: http, tcp, grpc, protobuf, soap, or one an installed baton.protocols plugin adds.")
 @click.option("--role", type=click.Choice(_ROLES), default="service", show_default=True)
 @click.option("--contract", "contract_path", type=click.Path(dir_okay=False, path_type=Path),
               help="OpenAPI 3.x or JSON Schema file for the node.")
@@ -108,19 +108,23 @@ def node_add(obj: Any, name: str, port: int | None, mode: str, role: str, contra
     """Add node NAME to the circuit."""
     import re
 
-    from baton.config import NODE_NAME_PATTERN, NodeRole, ProxyMode
+    from baton.config import NODE_NAME_PATTERN, NodeRole
     from baton.config.edits import add_node
     from baton.errors import UsageError
+    from baton.modes import check_mode
 
     if not re.fullmatch(NODE_NAME_PATTERN, name):
         raise UsageError(f"node names must match {NODE_NAME_PATTERN} (lower-case, start with a letter), found {name!r}.")
+    refused = check_mode(name, mode)
+    if refused:
+        raise UsageError(refused)
     project = obj.project()
     reference = ""
     if contract_path is not None:
         _check_contract(contract_path)
         reference = _contract_reference(project, contract_path)
     with project.editing() as doc:
-        add_node(doc.data, name, port=port, mode=ProxyMode(mode), role=NodeRole(role), contract=reference, host=host)
+        add_node(doc.data, name, port=port, mode=mode, role=NodeRole(role), contract=reference, host=host)
     added = project.load().node(name)
     emit(as_json, {"node": _node_json(added)}, lambda c: c.print(
         f"Added node [bold]{name}[/] ({added.role}, {added.proxy_mode}) on port {added.port}, "

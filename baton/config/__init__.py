@@ -22,6 +22,8 @@ from baton.config.sections import (
     TLSMode,
 )
 from baton.config.topology import (
+    BUILTIN_MODES,
+    MODE_PATTERN,
     NODE_NAME_PATTERN,
     PORT_MAX,
     PORT_MIN,
@@ -29,6 +31,7 @@ from baton.config.topology import (
     EdgeConfig,
     EdgePolicy,
     NodeConfig,
+    NodeLimits,
     NodeRole,
     ProxyMode,
     derive_management_port,
@@ -36,6 +39,9 @@ from baton.config.topology import (
 from baton.config.validation import PlacedValueError, validate_document
 
 __all__ = [
+    "BUILTIN_MODES",
+    "MODE_PATTERN",
+    "NodeLimits",
     "CONFIG_FILENAME",
     "MANIFEST_FILENAME",
     "NODE_NAME_PATTERN",

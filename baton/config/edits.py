@@ -115,7 +115,7 @@ def add_node(
     name: str,
     *,
     port: int | None,
-    mode: ProxyMode = ProxyMode.HTTP,
+    mode: str = "http",
     role: NodeRole = NodeRole.SERVICE,
     contract: str = "",
     host: str = "",
@@ -133,7 +133,7 @@ def add_node(
     if host:
         node["host"] = host
     node["port"] = port
-    if mode is not ProxyMode.HTTP:
+    if str(mode) != ProxyMode.HTTP:
         node["proxy_mode"] = str(mode)
     if role is not NodeRole.SERVICE:
         node["role"] = str(role)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from baton.config.topology import NODE_NAME_PATTERN, NodeRole, ProxyMode
+from baton.config.topology import MODE_PATTERN, NODE_NAME_PATTERN, NodeRole
 
 __all__ = ["MANIFEST_FILENAME", "Dependency", "ServiceManifest"]
 
@@ -35,7 +35,7 @@ class ServiceManifest(BaseModel):
     name: str = Field(pattern=NODE_NAME_PATTERN)
     version: str = "0.0.0"
     role: NodeRole = NodeRole.SERVICE
-    proxy_mode: ProxyMode = ProxyMode.HTTP
+    proxy_mode: str = Field(default="http", pattern=MODE_PATTERN)
     port: int = Field(default=0, ge=0, le=65535, description="0 lets Baton pick a free port.")
     command: str = ""
     api_spec: str = ""

@@ -16,6 +16,9 @@ __all__ = [
     "PORT_MIN",
     "PORT_MAX",
     "ProxyMode",
+    "BUILTIN_MODES",
+    "MODE_PATTERN",
+    "NodeLimits",
     "NodeRole",
     "DataAccess",
     "NodeConfig",
@@ -32,11 +35,18 @@ _FORBIDDEN_IN_METADATA = ("\r", "\n", "\x00")
 
 
 class ProxyMode(StrEnum):
+    """The modes every adapter serves. A node's ``proxy_mode`` may also name a mode that an installed
+    ``baton.protocols`` plugin adds to the adapter (``baton.modes``)."""
+
     HTTP = "http"
     TCP = "tcp"
     GRPC = "grpc"
     PROTOBUF = "protobuf"
     SOAP = "soap"
+
+
+BUILTIN_MODES: tuple[str, ...] = tuple(m.value for m in ProxyMode)
+MODE_PATTERN = r"^[a-z][a-z0-9_]*$"  # what the adapter accepts as a mode name (baton_adapter.config.MODE_NAME)
 
 
 class NodeRole(StrEnum):
@@ -66,6 +76,23 @@ class DataAccess(BaseModel):
     writes: list[str] = Field(default_factory=list, description="Data tiers the node writes.")
 
 
+class NodeLimits(BaseModel):
+    """Per-node data-plane limits handed to the node's adapter; unset ones keep the adapter's defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stream_idle_s: float | None = Field(
+        default=None, ge=0, le=86_400, description="tcp/protobuf: close a connection idle this long (0: never).")
+    max_frame_bytes: int | None = Field(
+        default=None, ge=0, le=(1 << 32) - 1, description="protobuf: the longest frame relayed (default 16 MiB).")
+    max_body_bytes: int | None = Field(
+        default=None, ge=0, le=1 << 40, description="http/soap: the largest request body accepted (default 64 MiB).")
+
+    def adapter_limits(self) -> dict[str, float | int]:
+        """The limits set, as the adapter's ``limits`` section spells them."""
+        return self.model_dump(exclude_none=True)
+
+
 class NodeConfig(BaseModel):
     """A named slot in the circuit with a fixed address."""
 
@@ -74,7 +101,9 @@ class NodeConfig(BaseModel):
     name: str = Field(pattern=NODE_NAME_PATTERN, description="Lower-case name, also used in BATON_<NODE>_URL.")
     host: str = Field(default="127.0.0.1", min_length=1, description="Address the adapter listens on.")
     port: int = Field(ge=PORT_MIN, le=PORT_MAX, description="Traffic port of the node's adapter.")
-    proxy_mode: ProxyMode = ProxyMode.HTTP
+    proxy_mode: str = Field(
+        default="http", pattern=MODE_PATTERN,
+        description="http, tcp, grpc, protobuf, soap, or a mode a baton.protocols plugin adds to the adapter.")
     role: NodeRole = NodeRole.SERVICE
     contract: str = Field(default="", description="Path to an OpenAPI 3.x or JSON Schema contract.")
     management_port: int = Field(
@@ -86,6 +115,7 @@ class NodeConfig(BaseModel):
     data_access: DataAccess = Field(default_factory=DataAccess)
     authority: list[str] = Field(default_factory=list, description="Authority domains, e.g. user.*.")
     openapi_spec: str = Field(default="", description="v2: the node's OpenAPI spec, when distinct from contract.")
+    limits: NodeLimits = Field(default_factory=NodeLimits)
 
     @field_validator("metadata")
     @classmethod

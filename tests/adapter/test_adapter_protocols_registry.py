@@ -11,60 +11,19 @@ import json
 import os
 import signal
 import subprocess
-import textwrap
 import urllib.request
 from pathlib import Path
 
 from _adapter_support import ADAPTER, raw_server, run, start_adapter_process, wait_for
-
-SHOUT = """
-    import asyncio
-    import time
-
-
-    class ShoutHandler:
-        \"\"\"Answers one line per connection, upper-cased, and records it as the node's request.\"\"\"
-
-        name = "shout"
-
-        async def serve(self, node, host, port):
-            async def handle(reader, writer):
-                started = time.perf_counter()
-                line = await reader.readline()
-                answer = node.name.encode() + b" shouts: " + line.upper()
-                writer.write(answer)
-                await writer.drain()
-                writer.close()
-                node.telemetry.record("-", b"SHOUT", b"-", 200, time.perf_counter() - started, len(line),
-                                      len(answer), "")
-
-            return await asyncio.start_server(handle, host, port)
-
-
-    def impostor():
-        return ShoutHandler()  # named "shout", registered under another entry point's name
-"""
-
-
-def _distribution(site: Path, name: str, version: str, entry_points: dict[str, str],
-                  modules: dict[str, str] | None = None) -> None:
-    """Install a distribution into ``site`` the way an installer lays it out."""
-    for module, text in (modules or {}).items():
-        (site / f"{module}.py").write_text(textwrap.dedent(text))
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(
-        "[baton.protocols]\n" + "".join(f"{mode} = {target}\n" for mode, target in entry_points.items()))
-
+from protocol_plugins import SHOUT, install_distribution
 
 def _site(tmp_path: Path) -> Path:
     site = tmp_path / "site-packages"
     site.mkdir()
-    _distribution(site, "baton-shout", "1.2", {"shout": "baton_shout:ShoutHandler", "tcp": "baton_shout:ShoutHandler"},
-                  {"baton_shout": SHOUT})
-    _distribution(site, "baton-broken", "0.3", {"broken": "baton_broken_missing:Handler",
-                                                "misnamed": "baton_shout:impostor"})
+    install_distribution(site, "baton-shout", "1.2",
+                         {"shout": "baton_shout:ShoutHandler", "tcp": "baton_shout:ShoutHandler"}, {"baton_shout": SHOUT})
+    install_distribution(site, "baton-broken", "0.3", {"broken": "baton_broken_missing:Handler",
+                                                       "misnamed": "baton_shout:impostor"})
     return site
 
 

@@ -71,3 +71,17 @@ def test_log_severity() -> None:
     assert severity("GET / 200", "stderr") == "warning"
     assert severity("GET / 200", "stdout") == "info"
     assert severity("FATAL: cannot bind", "stdout") == "critical"
+
+
+def test_node_limits_in_baton_yaml_reach_the_adapter_which_accepts_them() -> None:
+    from baton_adapter.config import NodeConfig as AdapterNodeConfig
+
+    config = CircuitConfig.model_validate({"name": "c", "nodes": [
+        {"name": "wire", "port": 8001, "proxy_mode": "protobuf",
+         "limits": {"stream_idle_s": 30, "max_frame_bytes": 1048576}},
+        {"name": "api", "port": 8002}]})
+    wire = adapter_node(config, config.node("wire"), root=Path("/p"), backend=None)
+    assert wire["limits"] == {"hold_s": wire["limits"]["hold_s"], "stream_idle_s": 30.0, "max_frame_bytes": 1048576}
+    limits = AdapterNodeConfig.from_mapping({**wire, "port": 8001}).limits
+    assert (limits.stream_idle_s, limits.max_frame_bytes) == (30.0, 1048576)
+    assert set(adapter_node(config, config.node("api"), root=Path("/p"), backend=None)["limits"]) == {"hold_s"}
