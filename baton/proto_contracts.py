@@ -6,6 +6,9 @@ A grpc node's ``contract:`` is a ``.proto`` file or a descriptor set compiled al
 on the include path and every import included, into ``.baton/contracts/<node>.protoset``; it is compiled again
 only when the ``.proto`` is newer than that file. The compiler runs in a child process, so its errors are read
 (the first one becomes a one-sentence ``ConfigError``) and nothing of it stays in Baton's process.
+
+``grpc_methods`` checks a contract when it is attached (``baton node add --mode grpc --contract``, ``baton
+contract set``): compiled and loaded as the adapter loads it, it lists the methods the mock will answer.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from baton.errors import ConfigError
+from baton.errors import ConfigError, ContractError
 
-__all__ = ["PROTO_SUFFIX", "compile_proto"]
+__all__ = ["PROTO_SUFFIX", "compile_proto", "grpc_methods"]
 
 PROTO_SUFFIX = ".proto"
 _TIMEOUT_S = 120
@@ -59,6 +62,27 @@ def compile_proto(proto: Path, target: Path, *, label: str = "") -> Path:
     os.chmod(partial, 0o644)  # a container's adapter (another uid) reads it through the project's mount
     os.replace(partial, target)
     return target
+
+
+def grpc_methods(contract: Path, *, label: str = "") -> list[str]:
+    """The methods (``/pkg.Service/Method``) a grpc contract offers, a ``.proto`` compiled into a temporary
+    directory first; ``ContractError`` (one sentence) when it does not compile or the descriptor set is unusable."""
+    import tempfile
+
+    from baton_adapter.grpc_mock import HEALTH_CHECK, HEALTH_WATCH, GrpcMock, GrpcMockError
+
+    label = label or str(contract)
+    with tempfile.TemporaryDirectory(prefix="baton-proto-") as tmp:
+        compiled = contract
+        try:
+            if contract.suffix == PROTO_SUFFIX:
+                compiled = compile_proto(contract, Path(tmp) / "contract.protoset", label=label)
+            mock = GrpcMock.from_descriptor_set(str(compiled), "check")
+        except ConfigError as exc:
+            raise ContractError(str(exc)) from None
+        except GrpcMockError as exc:
+            raise ContractError(f"{str(exc).replace(str(compiled), label)}.") from None
+    return sorted(p.decode() for p in mock.methods if p not in (HEALTH_CHECK, HEALTH_WATCH))
 
 
 def _first_error(stderr: str, proto: Path) -> str:
