@@ -7,6 +7,7 @@ clients) and once into a descriptor set (the node's contract). Nodes run on thei
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.resources
 import json
@@ -23,7 +24,7 @@ protoc = pytest.importorskip("grpc_tools.protoc")
 
 from baton_adapter.taint.values import canary_value  # noqa: E402
 
-from _adapter_support import grpc_node, start_adapter_process, until  # noqa: E402
+from _adapter_support import grpc_node, run, running_node, start_adapter_process, until  # noqa: E402
 
 PROTO = """
 syntax = "proto3";
@@ -243,3 +244,46 @@ def test_a_weighted_split_between_a_backend_and_the_mock_applies_per_call(pb: An
     finally:
         server.stop(None)
 
+
+
+def test_a_client_that_does_not_read_its_answers_is_slowed_down(pb: Any) -> None:
+    """A bidi client whose receive window stays shut: once the answers waiting for it pass the mock's bound, the
+    adapter stops giving the client's send window back, so the client ends up blocked."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.events import WindowUpdated
+    from h2.settings import SettingCodes
+
+    from baton_adapter.grpc_call import frame
+
+    async def main() -> tuple[int, int]:
+        async with running_node(mode="grpc", backend={"mock": True}, contract=pb.protoset) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+            conn.initiate_connection()
+            conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1000})  # and never acknowledged
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/batonmock.Profiles/Chat"),
+                                    (b":authority", b"mock"), (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+            message = frame(pb.pb2.Query(id="x" * 1000).SerializeToString())
+            sent = 0
+            updates = 0
+            while True:
+                while conn.local_flow_control_window(sid) >= len(message):
+                    conn.send_data(sid, message)
+                    sent += len(message)
+                writer.write(conn.data_to_send())
+                await writer.drain()
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), 1.0)
+                except TimeoutError:
+                    break  # nothing more comes: the adapter keeps the window shut
+                assert data, "the adapter closed the connection"
+                updates += sum(isinstance(e, WindowUpdated) and e.stream_id == sid for e in conn.receive_data(data))
+                assert sent < 8 << 20, "the adapter acknowledged everything a non-reading client sent"
+            writer.close()
+            return sent, updates
+
+    sent, updates = run(main())
+    assert updates > 0  # requests were read and acknowledged at first...
+    assert (1 << 20) < sent < (3 << 20)  # ... then no more than the adapter's 1 MiB window past its 64 KiB bound
