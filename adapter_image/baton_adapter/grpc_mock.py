@@ -3,8 +3,8 @@
 The contract is a FileDescriptorSet (``protoc --descriptor_set_out=api.protoset --include_imports api.proto``;
 Baton's control plane compiles a node's ``.proto`` into one). A call is looked up by its ``:path``
 (``/pkg.Service/Method``); its answers are messages of the method's output type whose values come from the same
-seeded generator as the HTTP mocks' bodies (``baton_adapter.mock``): each message is converted to a JSON Schema
-(``baton_adapter.mock._proto_schema``), generated, read back with ``json_format.ParseDict`` and serialized. So
+seeded generator as the HTTP mocks' bodies (``baton_adapter.mock.MessageGenerator``: each message converted to
+a JSON Schema, generated, read back with ``json_format.ParseDict``), serialized and framed. So
 answers are deterministic for a node (its seed is derived from its name and the method), an ``email`` field
 holds an address, a ``created_at`` field a timestamp, and canaries seeded through ``PUT /taint`` go in the
 fields of their kind.
@@ -17,7 +17,6 @@ This module is pure apart from reading the file once; ``baton_adapter.grpc_mock_
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,8 @@ from typing import Any
 
 from .grpc_call import frame
 
-__all__ = ["DESCRIPTOR_SUFFIXES", "GrpcMock", "GrpcMockError", "Method"]
-
-log = logging.getLogger(__name__)
+__all__ = ["DESCRIPTOR_SUFFIXES", "HEALTH_CHECK", "HEALTH_WATCH", "SERVER_STREAM_COUNT", "GrpcMock", "GrpcMockError",
+           "Method"]
 
 DESCRIPTOR_SUFFIXES = (".protoset", ".desc", ".pb", ".binpb")
 HEALTH_CHECK = b"/grpc.health.v1.Health/Check"
@@ -54,13 +52,6 @@ class Method:
     fixed: bytes = b""
     hold: bool = False  # after its answers the call stays open until the client ends it (Health/Watch)
 
-    @property
-    def kind(self) -> str:
-        """unary, server-streaming, client-streaming or bidi."""
-        if self.client_streaming:
-            return "bidi" if self.server_streaming else "client-streaming"
-        return "server-streaming" if self.server_streaming else "unary"
-
 
 _HEALTH = {
     HEALTH_CHECK: Method(HEALTH_CHECK, None, None, False, False, SERVING),
@@ -72,31 +63,22 @@ class GrpcMock:
     """Answers the methods of one descriptor set for one node, deterministically for its seed."""
 
     def __init__(self, node: str, source: str, methods: Mapping[bytes, Method], seed: int | None = None) -> None:
-        from google.protobuf import json_format
-        from referencing import Registry, Resource
-        from referencing.jsonschema import DRAFT202012
-
-        from .mock._generate import Generator, node_seed
-        from .mock._proto_schema import message_location, message_schemas, schema_document
+        from .mock import MessageGenerator, derive_seed, node_seed
 
         self.node = node
         self.source = source
         self.seed = node_seed(node) if seed is None else seed
         self.methods = {**methods, **_HEALTH}  # the descriptor set's own health service answers SERVING too
-        self._json_format = json_format
-        outputs = {m.output.DESCRIPTOR.full_name: m.output for m in methods.values() if m.output is not None}
-        self._classes = {message_location(name): cls for name, cls in outputs.items()}
-        document = schema_document(message_schemas(cls.DESCRIPTOR for cls in outputs.values()))
-        resource = Resource.from_contents(document, default_specification=DRAFT202012)
-        registry: Registry[Any] = Registry().with_resource(document["$id"], resource)
-        self._generator = Generator("jsonschema", registry, self._parses)
+        self._derive_seed = derive_seed
+        self._messages = MessageGenerator(dict.fromkeys(m.output for m in methods.values() if m.output is not None))
         self._cache: dict[tuple[bytes, int], bytes] = {}
 
     @classmethod
     def from_descriptor_set(cls, path: str, node: str, seed: int | None = None) -> GrpcMock:
         """Load the FileDescriptorSet at ``path``; raise ``GrpcMockError`` (one sentence) when it is unusable."""
         try:
-            data = Path(path).read_bytes()[:_MAX_FILE + 1]
+            with open(path, "rb") as file:
+                data = file.read(_MAX_FILE + 1)
         except OSError as exc:
             raise GrpcMockError(f"descriptor set {path} cannot be read ({exc.strerror or exc})") from exc
         if len(data) > _MAX_FILE:
@@ -123,7 +105,8 @@ class GrpcMock:
         key = (method.path, index)
         cached = self._cache.get(key)
         if cached is None:
-            cached = frame(self._message(method, index).SerializeToString())
+            seed = self._derive_seed(self.seed, method.path.decode(), index)
+            cached = frame(self._messages.message(method.output, seed).SerializeToString())
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[key] = cached
         return cached
@@ -140,35 +123,8 @@ class GrpcMock:
 
     def seed_canaries(self, values: Mapping[str, Sequence[str]]) -> None:
         """Answer with these canary values (by kind) in the string fields of their kind; ``{}`` stops seeding."""
-        self._generator.canaries = {kind: tuple(v) for kind, v in values.items() if v}
+        self._messages.seed_canaries(values)
         self._cache.clear()
-
-    def _message(self, method: Method, index: int) -> Any:
-        from .mock._generate import derive_seed
-        from .mock._proto_schema import message_location
-
-        location = message_location(method.output.DESCRIPTOR.full_name)
-        seed = derive_seed(self.seed, method.path.decode(), index)
-        value = self._generator.generate(location, seed)
-        message = method.output()
-        try:
-            self._json_format.ParseDict(value, message)
-        except Exception:  # noqa: BLE001 - no value validated (logged by the generator): answer the default message
-            log.warning("mock %s: no generated %s parses; answering the default message", self.node,
-                        method.output.DESCRIPTOR.full_name)
-            return method.output()
-        return message
-
-    def _parses(self, location: str, direction: str, value: Any) -> bool:
-        """The generator's check: ``value`` reads as the message at ``location``."""
-        cls = self._classes.get(location)
-        if cls is None:
-            return True
-        try:
-            self._json_format.ParseDict(value, cls())
-        except Exception:  # noqa: BLE001 - ParseError, and ValueError/TypeError from some field values
-            return False
-        return True
 
 
 def _methods(data: bytes, path: str) -> dict[bytes, Method]:
