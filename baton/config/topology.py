@@ -76,7 +76,8 @@ class NodeConfig(BaseModel):
     port: int = Field(ge=PORT_MIN, le=PORT_MAX, description="Traffic port of the node's adapter.")
     proxy_mode: ProxyMode = ProxyMode.HTTP
     role: NodeRole = NodeRole.SERVICE
-    contract: str = Field(default="", description="Path to an OpenAPI 3.x or JSON Schema contract.")
+    contract: str = Field(default="", description="Path to an OpenAPI 3.x or JSON Schema contract (a grpc node: a "
+                          ".proto, compiled for its mock, or a descriptor set).")
     management_port: int = Field(
         default=0, ge=0, le=PORT_MAX, description="Management API port; 0 derives it from the traffic port."
     )
