@@ -1,6 +1,7 @@
 """Pure wiring of a circuit: the adapter configuration the data plane reads (with its tracing section when
 ``observability.otlp_endpoint`` is set), the URLs consumers use to reach their dependencies, and a slotted
-service's environment.
+service's environment. One step is not pure: a grpc node's ``.proto`` contract is compiled on the way into the
+descriptor set its adapter reads (:mod:`baton.proto_contracts`, only when the ``.proto`` changed).
 
 A service gets an explicit environment, never Baton's own: a minimal base taken from the environment
 Baton runs in (``PATH``, ``HOME``, locale, time zone, temporary directory, user; :data:`BASE_ENV`) and the
@@ -14,12 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from baton.config import CircuitConfig, NodeConfig, NodeRole, TLSMode
+from baton.config import CircuitConfig, NodeConfig, NodeRole, ProxyMode, TLSMode
 from baton.control import GENERATED_TOKEN_ENV
+from baton.project import STATE_DIRNAME
+from baton.proto_contracts import PROTO_SUFFIX, compile_proto
 from baton_adapter.event_token import EVENTS_TOKEN_ENV
 
 __all__ = ["BASE_ENV", "env_name", "tls_on", "trust_env", "node_url", "dependency_env", "service_env", "base_env", "service_environment",
-           "command_env", "adapter_node", "adapter_config"]
+           "command_env", "node_contract", "adapter_node", "adapter_config"]
 
 BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
 """The variables of Baton's own environment a service inherits (and every ``LC_*``)."""
@@ -111,6 +114,20 @@ def command_env(config: CircuitConfig, environ: Mapping[str, str], env: Mapping[
 HOLD_S = 15.0
 
 
+def node_contract(node: NodeConfig, root: Path) -> Path | None:
+    """The contract file a node's adapter is given, absolute: its ``contract`` as it is, except a grpc node's
+    ``.proto``, compiled into ``.baton/contracts/<node>.protoset`` (when newer; ``ConfigError`` if it does not
+    compile)."""
+    if not node.spec_path:
+        return None
+    path = Path(node.spec_path)
+    path = path if path.is_absolute() else (root / path).resolve()
+    if node.proxy_mode is ProxyMode.GRPC and path.suffix == PROTO_SUFFIX:
+        label = node.spec_path
+        return compile_proto(path, root / STATE_DIRNAME / "contracts" / f"{node.name}.protoset", label=label)
+    return path
+
+
 def adapter_node(
     config: CircuitConfig,
     node: NodeConfig,
@@ -123,7 +140,7 @@ def adapter_node(
 ) -> dict[str, Any]:
     """One node of the adapter config (see ``baton_adapter.config``); ``backend`` None means the mock; ``tls``
     the certificate files its data port serves (``cert_file``, ``key_file``), when the circuit serves TLS."""
-    contract = node.spec_path
+    contract = node_contract(node, root)
     entry: dict[str, Any] = {
         "name": node.name,
         "host": bind_host or node.host,
@@ -134,9 +151,8 @@ def adapter_node(
         "policy": config.inbound_policy(node.name).model_dump(),
         "limits": {"hold_s": HOLD_S, **node.limits.adapter_limits()},
     }
-    if contract:
-        path = Path(contract)
-        entry["contract"] = str(path if path.is_absolute() else (root / path).resolve())
+    if contract is not None:
+        entry["contract"] = str(contract)
     if not node.validate_requests:
         entry["validate_requests"] = False
     if node.role is NodeRole.EGRESS or backend is None:

@@ -21,7 +21,7 @@ File format (YAML shown; JSON with the same keys works too)::
         role: service                     # service | ingress | egress
         backend: {host: 127.0.0.1, port: 8001}   # or {mock: true}; omitted -> no backend (503)
         mock: false                       # shorthand for backend: {mock: true}
-        contract: contracts/api.yaml      # optional OpenAPI contract used by the mock
+        contract: contracts/api.yaml      # optional OpenAPI contract used by the mock (grpc: a descriptor set)
         validate_requests: true           # the mock answers 422 to requests its contract does not allow
         health_path: /health              # HTTP GET path used to probe the backend
         health_timeout_ms: 2000

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
     from .routing import Target
 
-__all__ = ["CODES", "HTTP_STATUS", "Call", "code_of_reset", "grpc_status", "send_window"]
+__all__ = ["CODES", "HTTP_STATUS", "Call", "FrameError", "MessageReader", "code_of_reset", "frame", "grpc_status",
+           "send_window", "trailers", "trailers_only"]
 
 # gRPC status codes by number (grpc/status.h)
 CODES: tuple[str, ...] = (
@@ -30,6 +31,8 @@ UNKNOWN = 2
 UNAVAILABLE = 14
 CANCELLED = 1
 INTERNAL = 13
+RESOURCE_EXHAUSTED = 8
+MAX_MESSAGE = 4 << 20  # the largest message a gRPC server takes by default (grpcio, grpc-go, grpc-java)
 
 _RST_CANCEL = 0x8
 _RST_REFUSED = 0x7
@@ -60,7 +63,66 @@ def trailers_only(code: int, message: str) -> list[tuple[bytes, bytes]]:
     """A trailers-only answer (one HEADERS frame ending the stream) with ``code``: what the adapter sends when no
     backend takes a call."""
     return [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", str(code).encode()),
-            (b"grpc-message", message.replace(" ", "%20").encode("ascii", "replace"))]
+            (b"grpc-message", _percent(message))]
+
+
+def trailers(code: int, message: str = "") -> list[tuple[bytes, bytes]]:
+    """The trailers ending a call that had a response: its ``grpc-status`` (and ``grpc-message``)."""
+    out = [(b"grpc-status", str(code).encode())]
+    if message:
+        out.append((b"grpc-message", _percent(message)))
+    return out
+
+
+def _percent(message: str) -> bytes:
+    """A ``grpc-message`` value: UTF-8, percent-encoded outside printable ASCII (and ``%``; a space too, as ever)."""
+    return "".join(c if " " < c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode()) for c in message
+                   ).encode("ascii")
+
+
+def frame(message: bytes) -> bytes:
+    """One gRPC length-prefixed message: compressed flag 0, the length as 4 bytes big-endian, the message."""
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+class FrameError(Exception):
+    """A client's bytes are no gRPC message: ``code`` is what a gRPC server answers (INTERNAL, or
+    RESOURCE_EXHAUSTED for a message over ``MAX_MESSAGE``); the message says why in one sentence."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MessageReader:
+    """Reads length-prefixed messages out of a call's request bytes as they arrive (no compression: the adapter
+    offers none, so a set compressed flag is an error, as gRPC servers make it)."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def next(self) -> bytes | None:
+        """The next complete message (removed from ``buffer``), or None until more bytes arrive."""
+        buf = self.buffer
+        if len(buf) < 5:
+            return None
+        if buf[0] != 0:
+            raise FrameError(INTERNAL, "a compressed message arrived but no grpc-encoding was agreed" if buf[0] == 1
+                             else f"a message's compressed flag is {buf[0]}, expected 0")
+        size = int.from_bytes(buf[1:5], "big")
+        if size > MAX_MESSAGE:
+            raise FrameError(RESOURCE_EXHAUSTED, f"a message of {size} bytes is over the limit of {MAX_MESSAGE}")
+        if len(buf) < 5 + size:
+            return None
+        message = bytes(buf[5:5 + size])
+        del buf[:5 + size]
+        return message
+
+    def leftover(self) -> bool:
+        """Whether bytes of an unfinished message wait (a truncated message once the client's side ended)."""
+        return bool(self.buffer)
 
 
 def send_window(conn: H2Connection, stream_id: int, buf: bytearray) -> int:

@@ -17,9 +17,12 @@ Design:
   once sent on, so a slow reader slows the writer on the far side.
 - **Cancellation both ways**: a client's RST_STREAM resets the backend's stream (and counts ``CANCELLED``); a
   backend's reset reaches the client with the same error code.
-- **Failures**: no target (or a mocked one, which has no gRPC mock yet), or a backend that cannot be reached
-  or goes away before answering, is a trailers-only ``UNAVAILABLE`` (14) answer; once a response has begun
-  the client's stream is reset instead.
+- **Mock targets**: calls routed to a mock are answered in process from the node's descriptor set
+  (``baton_adapter.grpc_mock``) by a ``MockUpstream`` (``baton_adapter.grpc_mock_upstream``), which the proxy
+  drives as a backend's connection: the same windows, cancellation, telemetry and shutdown.
+- **Failures**: no target, or a backend that cannot be reached or goes away before answering, is a
+  trailers-only ``UNAVAILABLE`` (14) answer; once a response has begun the client's stream is reset instead.
+  A mock target without a usable descriptor set answers ``UNAVAILABLE`` too, saying why.
 - **Telemetry**: one signal per call (method ``GRPC``, path the ``:path``, status the code's HTTP reading,
   e.g. 200, 503; latency from headers in to trailers out), counted per target with its gRPC code
   (``NodeTelemetry.record_call``): every non-OK code is a failed request, so a canary's error rate reads as
@@ -51,6 +54,7 @@ from h2.exceptions import H2Error
 from h2.settings import SettingCodes
 
 from .grpc_call import CANCELLED, UNAVAILABLE, UNKNOWN, Call, code_of_reset, grpc_status, send_window, trailers_only
+from .grpc_mock_upstream import MockUpstream
 from .h2_upstream import WINDOW, H2Upstream
 from .listener import serve_tls
 
@@ -77,8 +81,9 @@ class GrpcProxyProtocol(asyncio.Protocol):
         self.last_active = 0.0
         self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
         self.calls: dict[int, Call] = {}  # by the client's stream id
-        self.upstreams: dict[tuple[str, int], H2Upstream] = {}  # by backend address: where new calls go
-        self.links: set[H2Upstream] = set()  # every backend connection not closed yet (those gone away included)
+        # by backend address (the mock's pseudo address ("", 0) included): where new calls go
+        self.upstreams: dict[tuple[str, int], H2Upstream | MockUpstream] = {}
+        self.links: set[H2Upstream | MockUpstream] = set()  # every backend connection not closed (gone away included)
         self.closed = False
         self.closing = False
 
@@ -216,19 +221,23 @@ class GrpcProxyProtocol(asyncio.Protocol):
                 pass
             return
         target = table.choose(headers, node.unavailable_targets())
-        if target is None or target.mock:
-            reason = "the node has no gRPC mock" if target is not None else "no backend is available"
-            self._refuse(sid, path, started, target.name if target else "-", reason)
+        if target is None:
+            self._refuse(sid, path, started, "-", "no backend is available")
             return
         call = Call(sid, headers, path, target, started)
         self.calls[sid] = call
         node.telemetry.active_requests += 1
-        node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the call
+        if not target.mock:
+            node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the call
         upstream = self.upstreams.get(target.addr)
         if upstream is None:
-            upstream = self.upstreams[target.addr] = H2Upstream(self, target)
+            if target.mock:  # answered in process, through the same callbacks as a backend's connection
+                upstream = MockUpstream(self, target, *node.grpc_mock())
+            else:
+                upstream = H2Upstream(self, target)
+                node.spawn(upstream.connect(node.timeout_s))
+            self.upstreams[target.addr] = upstream
             self.links.add(upstream)
-            node.spawn(upstream.connect(node.timeout_s))
         upstream.open(call)
 
     def _refuse(self, sid: int, path: bytes, started: float, target: str, reason: str) -> None:
@@ -238,7 +247,7 @@ class GrpcProxyProtocol(asyncio.Protocol):
             pass
         self.node.telemetry.record_call(target, path, UNAVAILABLE, time.perf_counter() - started, 0, 0, "")
 
-    def upstream_gone(self, upstream: H2Upstream, lost: bool = False) -> None:
+    def upstream_gone(self, upstream: H2Upstream | MockUpstream, lost: bool = False) -> None:
         """``upstream`` takes no new call (GOAWAY; ``lost``: closed): the next call to its backend opens a new one."""
         addr = upstream.target.addr
         if self.upstreams.get(addr) is upstream:
@@ -334,7 +343,8 @@ class GrpcProxyProtocol(asyncio.Protocol):
         node = self.node
         self.calls.pop(call.sid, None)
         call.upstream.release(call)
-        node.pool.mark_busy(call.target.addr, -1)
+        if not call.target.mock:
+            node.pool.mark_busy(call.target.addr, -1)
         node.telemetry.active_requests -= 1
         node.telemetry.record_call(call.target.name, call.path, code, time.perf_counter() - call.started,
                                    call.bytes_in, call.bytes_out, call.trace_id)
@@ -343,9 +353,11 @@ class GrpcProxyProtocol(asyncio.Protocol):
             if self.closing and not self.calls and not self.transport.is_closing():
                 self._close()
 
-    def _retire(self, upstream: H2Upstream) -> None:
-        """Close an idle connection to a backend the routing table no longer sends calls to."""
-        if upstream.calls or upstream.waiting or upstream.target.addr in self.node.routing.routed_addrs():
+    def _retire(self, upstream: H2Upstream | MockUpstream) -> None:
+        """Close an idle connection to a backend the routing table no longer sends calls to (the mock's stays:
+        it holds nothing)."""
+        if (upstream.calls or upstream.waiting or upstream.target.mock
+                or upstream.target.addr in self.node.routing.routed_addrs()):
             return
         self.upstream_gone(upstream, lost=True)
         upstream.close()

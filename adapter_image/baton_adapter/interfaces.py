@@ -9,6 +9,7 @@ The adapter's modules form a DAG, lowest first (``tests/unit/test_import_graph.p
     listener                   TLS listening ports (the certificate current at accept)
     exchange <- server         the HTTP data plane      tcp_proxy <- protobuf_proxy    the stream data planes
     h2_upstream <- grpc_proxy  the gRPC data plane (HTTP/2, per call); grpc_health its backends' probe
+    grpc_mock <- grpc_mock_upstream <- grpc_proxy   mocked calls, answered from a descriptor set
     protocols                  the handler registry (built-ins, then the ``baton.protocols`` entry points)
     management                 the management API over a ManagedNode
     node <- host <- cli        a node wires all of the above; the host runs nodes; the CLI runs the host
@@ -111,6 +112,10 @@ class DataNode(Protocol):
     def mock_answer(
         self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]: ...
+
+    def grpc_mock(self) -> tuple[Any, str]:
+        """A ``grpc`` node's mock (``grpc_mock.GrpcMock``), or None and the sentence its calls are refused with."""
+        ...
 
 
 class ManagedNode(Protocol):

@@ -319,10 +319,22 @@ class Node:
         out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
         return resp.status, reason, out_headers, resp.body
 
+    def grpc_mock(self) -> tuple[Any, str]:
+        """The ``grpc`` node's mock (a ``GrpcMock``, loaded once) and, when it has none, why in one sentence."""
+        mock = self._mock_engine()
+        if mock is not None:
+            return mock, ""
+        return None, self._mock_error or (
+            f"node {self.name} has no gRPC contract to mock; give it a .proto contract (Baton compiles it into a "
+            "descriptor set) or a descriptor set (.protoset, .desc, .pb, .binpb).")
+
     def _mock_engine(self) -> Any:
         if self._mock_loaded:
             return self._mock
         self._mock_loaded = True
+        if self.config.mode == "grpc":
+            self._load_grpc_mock()
+            return self._mock
         try:
             from .mock import MockEngine
         except ImportError:
@@ -337,6 +349,26 @@ class Node:
             self._mock_error = f"contract {self.config.contract} could not be loaded: {exc}"
             self.log.error("node %s: %s", self.name, self._mock_error)
         return self._mock
+
+    def _load_grpc_mock(self) -> None:
+        from .grpc_mock import DESCRIPTOR_SUFFIXES, GrpcMock, GrpcMockError
+
+        contract = self.config.contract
+        if not contract:
+            return
+        if not contract.endswith(DESCRIPTOR_SUFFIXES):
+            self._mock_error = (f"contract {contract} is no descriptor set; a grpc node is mocked from a .proto "
+                                f"contract compiled into one ({', '.join(DESCRIPTOR_SUFFIXES)}).")
+        else:
+            try:
+                self._mock = GrpcMock.from_descriptor_set(contract, self.name)
+            except GrpcMockError as exc:  # reported on every mocked call, not fatal
+                self._mock_error = f"{exc}."
+            else:
+                if self.taint is not None:
+                    self._mock.seed_canaries(self.taint.seed_values())
+                return
+        self.log.error("node %s: %s", self.name, self._mock_error)
 
     # -- taint ----------------------------------------------------------------------------------------------
 

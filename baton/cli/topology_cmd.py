@@ -54,6 +54,13 @@ def _check_contract(spec: Path) -> Any:
     return load_contract(spec, label=str(spec))
 
 
+def _is_grpc_contract(mode: str, spec: Path) -> bool:
+    """A grpc node's .proto or descriptor set (checked by compiling and loading it, not as OpenAPI)."""
+    from baton_adapter.grpc_mock import DESCRIPTOR_SUFFIXES
+
+    return mode == "grpc" and spec.suffix in (".proto", *DESCRIPTOR_SUFFIXES)
+
+
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="Circuit name (default: the directory's name).")
@@ -121,7 +128,12 @@ def node_add(obj: Any, name: str, port: int | None, mode: str, role: str, contra
     project = obj.project()
     reference = ""
     if contract_path is not None:
-        _check_contract(contract_path)
+        if _is_grpc_contract(mode, contract_path):
+            from baton.proto_contracts import grpc_methods
+
+            grpc_methods(contract_path, label=str(contract_path))
+        else:
+            _check_contract(contract_path)
         reference = _contract_reference(project, contract_path)
     with project.editing() as doc:
         add_node(doc.data, name, port=port, mode=mode, role=NodeRole(role), contract=reference, host=host)
@@ -196,10 +208,23 @@ def contract() -> None:
 @json_option
 @click.pass_obj
 def contract_set(obj: Any, node_name: str, spec: Path, as_json: bool) -> None:
-    """Validate SPEC (OpenAPI 3.x or JSON Schema) and attach it to NODE."""
+    """Validate SPEC (OpenAPI 3.x or JSON Schema; a .proto or descriptor set for a grpc node) and attach it to
+    NODE."""
     from baton.config.edits import set_contract
 
     project = obj.project()
+    node = project.load().node(node_name)
+    if node is not None and _is_grpc_contract(str(node.proxy_mode), spec):
+        from baton.proto_contracts import grpc_methods
+
+        methods = grpc_methods(spec, label=str(spec))
+        reference = _contract_reference(project, spec)
+        with project.editing() as doc:
+            set_contract(doc.data, node_name, reference)
+        emit(as_json, {"node": node_name, "contract": reference, "kind": "protobuf", "version": "",
+                       "operations": methods},
+             lambda c: c.print(f"Contract of [bold]{node_name}[/] set to {reference} ({len(methods)} gRPC methods)"))
+        return
     parsed = _check_contract(spec)
     reference = _contract_reference(project, spec)
     with project.editing() as doc:

@@ -105,7 +105,8 @@ class NodeConfig(BaseModel):
         default="http", pattern=MODE_PATTERN,
         description="http, tcp, grpc, protobuf, soap, or a mode a baton.protocols plugin adds to the adapter.")
     role: NodeRole = NodeRole.SERVICE
-    contract: str = Field(default="", description="Path to an OpenAPI 3.x or JSON Schema contract.")
+    contract: str = Field(default="", description="Path to an OpenAPI 3.x or JSON Schema contract (a grpc node: a "
+                          ".proto, compiled for its mock, or a descriptor set).")
     management_port: int = Field(
         default=0, ge=0, le=PORT_MAX, description="Management API port; 0 derives it from the traffic port."
     )

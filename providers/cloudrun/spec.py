@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.config import CircuitConfig, NodeConfig, NodeRole
-from baton.wiring import adapter_node, env_name
+from baton.wiring import adapter_node, env_name, node_contract
 
 __all__ = ["INGRESS_PORT", "SIDECAR_PORT", "MANAGEMENT_PORT", "NODES_DIR", "CONTRACTS_DIR", "label_value", "labels",
            "service_id", "adapter_nodes", "contracts", "node_service", "invokers", "circuit_account", "traffic"]
@@ -59,8 +59,8 @@ def invokers(account: str, *, public: bool) -> list[str]:
     return [f"serviceAccount:{account}", *(["allUsers"] if public else [])]
 
 
-def _contract_name(node: NodeConfig) -> str:
-    return f"{node.name}{Path(node.spec_path).suffix}" if node.spec_path else ""
+def _contract_name(node: NodeConfig, contract: Path) -> str:
+    return f"{node.name}{contract.suffix}"
 
 
 def adapter_nodes(config: CircuitConfig, root: Path) -> dict[str, dict[str, Any]]:
@@ -71,8 +71,8 @@ def adapter_nodes(config: CircuitConfig, root: Path) -> dict[str, dict[str, Any]
         for variant, backend in (("mock", None), ("service", {"host": "127.0.0.1", "port": SIDECAR_PORT})):
             entry = adapter_node(config, node, root=root, backend=backend, bind_host="0.0.0.0")
             entry.update(port=INGRESS_PORT, management_port=MANAGEMENT_PORT, management_host="127.0.0.1")
-            if node.spec_path:
-                entry["contract"] = f"{CONTRACTS_DIR}/{_contract_name(node)}"
+            if "contract" in entry:  # the file the adapter reads (a grpc node's .proto compiled): baked in
+                entry["contract"] = f"{CONTRACTS_DIR}/{_contract_name(node, Path(entry['contract']))}"
             files[f"{node.name}.{variant}.json"] = {"node": entry, "shutdown_grace_s": 10}
     return files
 
@@ -81,9 +81,9 @@ def contracts(config: CircuitConfig, root: Path) -> dict[str, Path]:
     """Contract files to bake in, by the name the adapter configs use."""
     found = {}
     for node in config.nodes:
-        if node.spec_path:
-            path = Path(node.spec_path)
-            found[_contract_name(node)] = path if path.is_absolute() else (Path(root) / path).resolve()
+        path = node_contract(node, Path(root))
+        if path is not None:
+            found[_contract_name(node, path)] = path
     return found
 
 

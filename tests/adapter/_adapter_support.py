@@ -14,8 +14,9 @@ import json
 import asyncio
 import contextlib
 import socket
+import threading
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 
 from aiohttp import web
 
@@ -195,3 +196,52 @@ def refused(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+@contextlib.contextmanager
+def grpc_node(**fields: Any) -> Iterator[Node]:
+    """A grpc node running on its own event loop in a thread (grpcio's sync clients and servers use threads of
+    their own); yields the node."""
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        box["loop"], box["stop"] = asyncio.get_running_loop(), stop
+        async with running_node(mode="grpc", **fields) as node:
+            box["node"] = node
+            started.set()
+            await stop.wait()
+
+    def thread_main() -> None:
+        try:
+            run(main())
+        except BaseException as exc:  # surfaced to the test below
+            box["error"] = exc
+            started.set()
+
+    thread = threading.Thread(target=thread_main, daemon=True)
+    thread.start()
+    assert started.wait(30), "the adapter did not start"
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["node"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(30)
+    if "error" in box:
+        raise box["error"]
+
+
+def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (polling, from a thread other than the node's) until ``predicate`` holds; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met within the deadline"
+        time.sleep(0.01)
+
+
+def on_loop(node: Node, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+    """Run ``coro`` on the node's loop (its thread) and return its result."""
+    return asyncio.run_coroutine_threadsafe(coro, node.loop).result(timeout)

@@ -15,14 +15,14 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 grpc = pytest.importorskip("grpc")
 protoc = pytest.importorskip("grpc_tools.protoc")
 
-from _adapter_support import refused_port, run, running_node  # noqa: E402
+from _adapter_support import grpc_node as adapter, on_loop, refused_port, until  # noqa: E402
 
 PROTO = """
 syntax = "proto3";
@@ -142,49 +142,6 @@ def grpc_server(pb: Any, name: str, cancelled: threading.Event | None = None, fa
         yield port
     finally:
         server.stop(None)
-
-
-@contextlib.contextmanager
-def adapter(**fields: Any) -> Iterator[Any]:
-    """A grpc node running on its own event loop in a thread; yields the node."""
-    started = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        box["loop"], box["stop"] = asyncio.get_running_loop(), stop
-        async with running_node(mode="grpc", **fields) as node:
-            box["node"] = node
-            started.set()
-            await stop.wait()
-
-    def thread_main() -> None:
-        try:
-            run(main())
-        except BaseException as exc:  # surfaced to the test below
-            box["error"] = exc
-            started.set()
-
-    thread = threading.Thread(target=thread_main, daemon=True)
-    thread.start()
-    assert started.wait(30), "the adapter did not start"
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield box["node"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(30)
-    if "error" in box:
-        raise box["error"]
-
-
-def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait (polling) until ``predicate`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met within the deadline"
-        time.sleep(0.01)
 
 
 def stub(pb: Any, node: Any) -> tuple[Any, Any]:
@@ -314,11 +271,6 @@ def test_a_tls_client_reaches_an_h2c_backend(pb: Any, tmp_path: Path) -> None:
                                  options=[("grpc.ssl_target_name_override", "api.test")]) as channel:
             reply = pb.grpc.EchoStub(channel).Unary(pb.pb2.Msg(text="tls"), timeout=30)
         assert reply.text == "a:tls"
-
-
-def on_loop(node: Any, coro: Any, timeout: float = 60) -> Any:
-    """Run ``coro`` on the adapter's loop (its thread) and return its result."""
-    return asyncio.run_coroutine_threadsafe(coro, node.loop).result(timeout)
 
 
 def test_a_swap_under_steady_calls_fails_none(pb: Any) -> None:

@@ -163,6 +163,25 @@ def test_contract_set_validates_the_spec(project_dir: Path, tmp_path: Path) -> N
                   "version": "https://json-schema.org/draft/2020-12/schema", "operations": ["POST /"]}
 
 
+def test_a_grpc_node_takes_a_proto_contract_checked_by_compiling_it(project_dir: Path) -> None:
+    proto = project_dir / "protos" / "stock.proto"
+    proto.parent.mkdir()
+    proto.write_text('syntax = "proto3";\npackage inv;\nmessage Q { string sku = 1; }\n'
+                     "service Stock { rpc Get(Q) returns (Q); rpc Watch(Q) returns (stream Q); }\n")
+    added = run_baton("node", "add", "stock", "--mode", "grpc", "--contract", str(proto), "--json", cwd=project_dir)
+    assert added.code == 0, added.stderr
+    assert added.json()["node"]["contract"] == "protos/stock.proto"
+    broken = project_dir / "protos" / "broken.proto"
+    broken.write_text('syntax = "proto3";\nmessage Q { string sku = ; }\n')
+    before = (project_dir / "baton.yaml").read_text()
+    assert_clean_failure(run_baton("contract", "set", "stock", str(broken), cwd=project_dir), 1,
+                         f"contract {broken} does not compile: broken.proto:2:26: Expected field number; fix the .proto.")
+    assert (project_dir / "baton.yaml").read_text() == before
+    ok = run_baton("contract", "set", "stock", str(proto), "--json", cwd=project_dir).json()
+    assert ok == {"node": "stock", "contract": "protos/stock.proto", "kind": "protobuf", "version": "",
+                  "operations": ["/inv.Stock/Get", "/inv.Stock/Watch"]}
+
+
 def test_migrate_config_dry_run_output_and_in_place(tmp_path: Path) -> None:
     project = tmp_path / "p"
     project.mkdir()

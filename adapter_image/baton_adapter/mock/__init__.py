@@ -15,11 +15,15 @@ The public face is small::
 - Requests are validated (``validate_requests=False`` turns it off): problems answer 422 with a list.
 - :func:`validate_service` probes a real service at slot time (GET/HEAD only unless ``unsafe_methods``)
   and returns a :class:`ValidationReport` (``ok``, ``mismatches``, ``rows()``, ``to_json()``).
+- :class:`MessageGenerator` generates protobuf messages with the same generator (a grpc node's mock,
+  ``baton_adapter.grpc_mock``; imported on first use, as it needs ``protobuf``); :func:`node_seed` and
+  :func:`derive_seed` are the seeds every mock derives its values from.
 """
 
 from ._engine import MockEngine, MockRequest, MockResponse
 from ._errors import ContractError, MockError
 from ._examples import ExampleRequest, example_request
+from ._generate import derive_seed, node_seed
 from ._slot import Mismatch, ProbeResult, ValidationReport, validate_service
 
 __all__ = [
@@ -28,10 +32,21 @@ __all__ = [
     "Mismatch",
     "MockEngine",
     "MockError",
+    "MessageGenerator",
     "MockRequest",
     "MockResponse",
     "ProbeResult",
     "ValidationReport",
+    "derive_seed",
     "example_request",
+    "node_seed",
     "validate_service",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "MessageGenerator":  # protobuf only for a grpc node's mock
+        from ._messages import MessageGenerator
+
+        return MessageGenerator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
