@@ -392,7 +392,8 @@ class Node:
             if t.mock:
                 probes.append(_mock_probe())
             elif self.config.mode in HTTP_MODES:
-                probes.append(probe_http(t.host, t.port, self.config.health_path, timeout))
+                probes.append(probe_http(t.host, t.port, self.config.health_path, timeout,
+                                         soap=self.config.mode == "soap"))
             elif self.config.mode == "grpc":
                 probes.append(probe_grpc(t.host, t.port, timeout))
             else:
