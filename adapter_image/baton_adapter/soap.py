@@ -159,12 +159,12 @@ class FaultDetector:
             return
         if self._inflate is not None:
             try:
-                data = self._inflate.decompress(self._inflate.unconsumed_tail + data, self._budget + MAX_TOKEN)
+                data = self._inflate.decompress(self._inflate.unconsumed_tail + data, self._budget)
             except zlib.error:
                 self._stop()
                 return
-        if len(data) > self._budget + MAX_TOKEN:
-            data = data[: self._budget + MAX_TOKEN]
+        if len(data) > self._budget:
+            data = data[: self._budget]
         self._budget -= len(data)
         buf = self._carry + data if self._carry else data
         self._carry = b""
