@@ -126,3 +126,14 @@ def test_routing_headers_present_the_action_as_one_unquoted_soapaction() -> None
     assert routing_headers(v12) == [*v12, (b"SOAPAction", b"urn:x#B")]
     v11 = [(b"SOAPAction", b'"urn:x#A"'), (b"Cookie", b"a=b")]
     assert routing_headers(v11) == [(b"Cookie", b"a=b"), (b"SOAPAction", b"urn:x#A")]
+
+
+def test_a_whole_answer_without_fault_is_decided_in_one_read() -> None:
+    answer = (b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><AddResponse><r>'
+              + b"4" * 1500 + b"</r></AddResponse></s:Body></s:Envelope>\r\n")
+    detector = FaultDetector()
+    detector.feed(answer)
+    assert detector.done and detector.fault is None
+    started = FaultDetector()
+    started.feed(answer[:40])  # a first read that ends mid-envelope is tokenized, not guessed
+    assert not started.done
