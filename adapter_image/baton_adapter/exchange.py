@@ -508,6 +508,9 @@ class Exchange:
             return
         answer_from_mock(self)
 
+    def mock_answered(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The mock answered this (written next); a subclass may look at it (a soap node's looks for a Fault)."""
+
     def reject(self, status: int, reason: str, message: str) -> None:
         """Refuse the request mid-way (e.g. its body passed the limit): drop the attempt, answer, close."""
         conn = self.conn

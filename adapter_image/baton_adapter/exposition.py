@@ -16,7 +16,8 @@ Families (labels ``node`` and ``role`` on every sample, the original Baton's nam
     baton_breaker_open{target, state}              gauge      1 while a target's breaker is open or half-open
 
 and, on ``grpc`` nodes, ``baton_grpc_calls_total{target, code}`` (calls by ``grpc-status`` name, e.g. OK,
-UNAVAILABLE); and, once a node has had stream connections (``tcp``, ``protobuf``; see ``streams``)::
+UNAVAILABLE); on ``soap`` nodes, ``baton_soap_faults_total{target}`` (responses carrying a ``soap:Fault``, each also
+a failed request); and, once a node has had stream connections (``tcp``, ``protobuf``; see ``streams``)::
 
     baton_stream_connections_opened_total{target}  counter    connections opened to a target
     baton_stream_connections_closed_total{target}  counter    ... that have ended
@@ -100,6 +101,13 @@ def _families(telemetry: Any, breakers: dict[str, str], bounds: Sequence[float])
             for code, n in codes.items():
                 calls.add_metric([*base, name, code], n)
         yield calls
+    faults = [(name, stats.soap_faults) for name, stats in targets if stats.soap_faults]
+    if faults:
+        soap = CounterMetricFamily("baton_soap_faults", "Responses carrying a soap:Fault, by target (each also a "
+                                   "failed request).", labels=["node", "role", "target"])
+        for name, n in faults:
+            soap.add_metric([*base, name], n)
+        yield soap
     if telemetry.streams.targets:
         yield from _stream_families(base, list(telemetry.streams.targets.items()))
 

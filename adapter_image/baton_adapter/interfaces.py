@@ -8,6 +8,7 @@ The adapter's modules form a DAG, lowest first (``tests/unit/test_import_graph.p
     interfaces                 types only: what a node and a client connection look like from below
     listener                   TLS listening ports (the certificate current at accept)
     exchange <- server         the HTTP data plane      tcp_proxy <- protobuf_proxy    the stream data planes
+    soap <- soap_proxy         SOAP: the action and the Fault detector (pure), the soap data plane on the HTTP one
     h2_upstream <- grpc_proxy  the gRPC data plane (HTTP/2, per call); grpc_health its backends' probe
     grpc_mock <- grpc_mock_upstream <- grpc_proxy   mocked calls, answered from a descriptor set
     protocols                  the handler registry (built-ins, then the ``baton.protocols`` entry points)

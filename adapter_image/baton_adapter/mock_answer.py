@@ -25,6 +25,7 @@ def answer_from_mock(ex: Any) -> None:
             {"error": f"mock failed: {exc}"}).encode()
     ex.body = []
     node.telemetry.attempt(name, status)
+    ex.mock_answered(status, headers, body)
     ex.status = status
     no_body = ex.method == b"HEAD" or status in NO_BODY_STATUS
     if ex.scan is not None:  # the mock's answer leaves the node like a backend's

@@ -83,6 +83,7 @@ class Node:
         self._mock: Any = None
         self._mock_loaded = False
         self._mock_error: str | None = None
+        self._soap_mock: Any = None  # a soap node's SoapMock, built with the engine (None: not a soap node)
         self.taint: TaintState | None = None  # None: not scanning (the data plane checks this one attribute)
         self._taint_seq = 0  # the last sighting number of a ring dropped by DELETE /taint (numbers never repeat)
         self.tracer = (None if config.tracing is None  # None: no spans (the data plane checks this one attribute)
@@ -301,6 +302,11 @@ class Node:
             else:
                 payload = '{"status": "mock", "node": %s}' % _json_str(self.name)
             return 200, b"OK", [(b"Content-Type", b"application/json")], payload.encode()
+        lowered = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+        soap = self._soap_mock
+        if soap is not None and method == b"POST" and soap.operations:
+            answer = soap.answer(lowered, body)
+            return answer.status, _reason(answer.status), _encoded(answer.headers), answer.body
         from .mock import MockRequest
 
         request = MockRequest(
@@ -308,16 +314,11 @@ class Node:
             method="GET" if method == b"HEAD" else method.decode("latin-1"),
             path=path,
             query=parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers},
+            headers=lowered,
             body=body,
         )
         resp = engine.handle(request)
-        try:
-            reason = HTTPStatus(resp.status).phrase.encode()
-        except ValueError:
-            reason = b"-"
-        out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers]
-        return resp.status, reason, out_headers, resp.body
+        return resp.status, _reason(resp.status), _encoded(resp.headers), resp.body
 
     def grpc_mock(self) -> tuple[Any, str]:
         """The ``grpc`` node's mock (a ``GrpcMock``, loaded once) and, when it has none, why in one sentence."""
@@ -345,6 +346,10 @@ class Node:
                                                   validate_requests=self.config.validate_requests)
             if self.taint is not None:
                 self._mock.seed_canaries(self.taint.seed_values())
+            if self.config.mode == "soap":
+                from .mock import SoapMock
+
+                self._soap_mock = SoapMock.from_engine(self._mock)
         except Exception as exc:  # a bad contract is reported on every mocked request, not fatal
             self._mock_error = f"contract {self.config.contract} could not be loaded: {exc}"
             self.log.error("node %s: %s", self.name, self._mock_error)
@@ -424,7 +429,8 @@ class Node:
             if t.mock:
                 probes.append(_mock_probe())
             elif self.config.mode in HTTP_MODES:
-                probes.append(probe_http(t.host, t.port, self.config.health_path, timeout))
+                probes.append(probe_http(t.host, t.port, self.config.health_path, timeout,
+                                         soap=self.config.mode == "soap"))
             elif self.config.mode == "grpc":
                 probes.append(probe_grpc(t.host, t.port, timeout))
             else:
@@ -474,6 +480,17 @@ def _bind_reason(exc: OSError) -> str:
     else:
         reason = os.strerror(exc.errno)
     return reason[:1].lower() + reason[1:]
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"-"
+
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 def _json_str(value: str) -> str:

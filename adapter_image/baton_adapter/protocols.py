@@ -1,6 +1,7 @@
 """Registry of data-plane protocol handlers, keyed by node mode.
 
-Built in: ``http`` and ``soap`` (the HTTP/1.1 proxy, ``baton_adapter.server``); ``tcp`` as a byte-level TCP
+Built in: ``http`` (the HTTP/1.1 proxy, ``baton_adapter.server``); ``soap`` (the same proxy, routing on the
+SOAP action and counting ``soap:Fault`` answers as errors, ``baton_adapter.soap_proxy``); ``tcp`` as a byte-level TCP
 pass-through (``baton_adapter.tcp_proxy``); ``grpc`` as an HTTP/2 proxy routing each call
 (``baton_adapter.grpc_proxy``); ``protobuf`` as a frame-aware proxy of 4-byte
 big-endian length-prefixed frames (``baton_adapter.protobuf_proxy``).
@@ -46,6 +47,7 @@ from .errors import ConfigError
 from .grpc_proxy import GrpcHandler
 from .protobuf_proxy import ProtobufHandler
 from .server import HttpHandler
+from .soap_proxy import SoapHandler
 from .tcp_proxy import TcpHandler
 
 if TYPE_CHECKING:
@@ -168,7 +170,7 @@ def _distribution(ep: EntryPoint) -> str:
 
 def _register_builtins() -> None:
     register(HttpHandler("http"))
-    register(HttpHandler("soap"))
+    register(SoapHandler())
     register(TcpHandler("tcp"))
     register(GrpcHandler())
     register(ProtobufHandler())

@@ -36,8 +36,10 @@ class _Reject(Exception):
 
 
 class HttpProxyProtocol(asyncio.Protocol):
-    """One client connection on a node's data port."""
+    """One client connection on a node's data port (``exchange_type``: what each request becomes; a subclass
+    names its own, as ``soap_proxy`` does)."""
 
+    exchange_type = Exchange
     PAUSE_PIPELINE = 1
     PAUSE_BUFFER = 2
     PAUSE_UPSTREAM = 4
@@ -182,8 +184,8 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        ex = Exchange(self, parser.get_method(), self.url, self.headers, parser.should_keep_alive(),
-                      parser.get_http_version() == "1.1")
+        ex = self.exchange_type(self, parser.get_method(), self.url, self.headers, parser.should_keep_alive(),
+                                parser.get_http_version() == "1.1")
         # reset for the next message here rather than in an on_message_begin callback (one call fewer)
         self.url = b""
         self.headers = []
@@ -330,7 +332,8 @@ class HttpProxyProtocol(asyncio.Protocol):
 
 
 class HttpHandler:
-    """The protocol handler of ``http`` and ``soap`` nodes (SOAP is HTTP): serves ``HttpProxyProtocol``.
+    """The protocol handler of ``http`` nodes: serves ``protocol_type`` (``HttpProxyProtocol``; ``soap_proxy``'s
+    handler serves its subclass).
 
     With ``node.tls`` the port serves TLS (``baton_adapter.listener``: the certificate current at accept),
     offering ALPN ``http/1.1`` only (the parser is HTTP/1.1, so no h2); a handshake must complete within
@@ -338,6 +341,7 @@ class HttpHandler:
     """
 
     tls_alpn = ("http/1.1",)
+    protocol_type: type[HttpProxyProtocol] = HttpProxyProtocol
 
     def __init__(self, name: str = "http") -> None:
         self.name = name
@@ -345,7 +349,7 @@ class HttpHandler:
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
         tls = node.tls
+        protocol = self.protocol_type
         if tls is None:
-            return await loop.create_server(lambda: HttpProxyProtocol(node), host, port, backlog=1024,
-                                            reuse_address=True)
-        return await serve_tls(lambda: HttpProxyProtocol(node), host, port, tls, node.limits.header_timeout_s)
+            return await loop.create_server(lambda: protocol(node), host, port, backlog=1024, reuse_address=True)
+        return await serve_tls(lambda: protocol(node), host, port, tls, node.limits.header_timeout_s)

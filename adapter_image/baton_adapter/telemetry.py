@@ -46,7 +46,7 @@ class TargetStats:
     """Counters of one routing target (e.g. stable/canary, a/b); fixed-size lists, no per-request allocation."""
 
     __slots__ = ("requests", "failed", "classes", "attempt_counts", "buckets", "latency_sum", "bytes_in",
-                 "bytes_out", "grpc_codes")
+                 "bytes_out", "grpc_codes", "soap_faults")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -58,6 +58,7 @@ class TargetStats:
         self.bytes_in = 0
         self.bytes_out = 0
         self.grpc_codes: list[int] | None = None  # gRPC calls by status code (grpc nodes only)
+        self.soap_faults = 0  # responses carrying a soap:Fault (soap nodes only)
 
     @property
     def by_grpc_code(self) -> dict[str, int]:
@@ -86,6 +87,7 @@ class TargetStats:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             **({"grpc_status": self.by_grpc_code} if self.grpc_codes else {}),
+            **({"soap_faults": self.soap_faults} if self.soap_faults else {}),
         }
 
 
@@ -103,6 +105,7 @@ class NodeTelemetry:
         self.active_requests = 0
         self.requests_total = 0
         self.requests_failed = 0
+        self.soap_faults = 0
         self.bytes_in = 0
         self.bytes_out = 0
         self.streams = StreamTelemetry()  # stream connections of tcp and protobuf nodes
@@ -172,6 +175,22 @@ class NodeTelemetry:
             stats.failed += 1
             self.requests_failed += 1
 
+    def record_fault(self, target: str, code: str) -> None:
+        """Count the ``soap:Fault`` (``code``: its faultcode or Code/Value, may be empty) of the request recorded
+        last: a failed request of ``target`` (unless its 5xx status made it one already), and a SOAP fault. Its
+        signal reads status 500 (the SOAP HTTP binding's status of a Fault) and keeps the status sent as
+        ``http_status``, with ``soap_fault`` naming the code."""
+        stats = self.targets.get(target) or self._stats(target)
+        stats.soap_faults += 1
+        self.soap_faults += 1
+        last = self.signals[-1] if self.signals else None
+        status = last[3] if last is not None else 500
+        if 100 <= status < 500:
+            stats.failed += 1
+            self.requests_failed += 1
+        if last is not None:
+            self.signals[-1] = (*last[:3], max(status, 500), *last[4:9], code or "Fault", status)
+
     # -- views --------------------------------------------------------------------------------------------
 
     def latency_percentiles(self, target: str | None = None) -> dict[str, float | None]:
@@ -208,6 +227,8 @@ class NodeTelemetry:
             "uptime_s": round(time.time() - self.started, 3),
             "targets": self.targets_json(),
         }
+        if self.soap_faults:
+            data["soap_faults"] = self.soap_faults
         if self.streams.targets or self.streams.open:
             data["streams"] = self.streams.to_json()
         return data
@@ -230,8 +251,8 @@ class NodeTelemetry:
         return page, page[-1]["seq"] if page else max(since, 0), max(0, min(first, self.signal_seq + 1) - since - 1)
 
     def _signal(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        ts, method, path, status, latency, nbytes, trace_id, target, span_id = item
-        return {
+        ts, method, path, status, latency, nbytes, trace_id, target, span_id = item[:9]
+        signal = {
             "node_name": self.node,
             "direction": "inbound",
             "method": method.decode("latin-1"),
@@ -244,6 +265,9 @@ class NodeTelemetry:
             "span_id": span_id,
             "target": target,
         }
+        if len(item) > 9:  # a soap:Fault (see record_fault)
+            signal["soap_fault"], signal["http_status"] = item[9], item[10]
+        return signal
 
     def prometheus(self, breakers: dict[str, str] | None = None, extra: Any = None) -> str:
         """The node's metrics in Prometheus text exposition format 0.0.4 (``extra``: more metric families, e.g.

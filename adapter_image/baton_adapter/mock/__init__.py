@@ -13,6 +13,8 @@ The public face is small::
   seed is derived from the node name) unless dynamic; JSON unless ``Accept`` asks for another documented
   media type. Unknown paths answer 404, undocumented methods 405, HEAD is served for every GET.
 - Requests are validated (``validate_requests=False`` turns it off): problems answer 422 with a list.
+- SOAP (soap nodes): :class:`SoapMock` answers POSTs by SOAP action from operations marked ``x-soap-action`` /
+  ``x-soap-operation``, with their example envelopes (``_soap``).
 - :func:`validate_service` probes a real service at slot time (GET/HEAD only unless ``unsafe_methods``)
   and returns a :class:`ValidationReport` (``ok``, ``mismatches``, ``rows()``, ``to_json()``).
 - :class:`MessageGenerator` generates protobuf messages with the same generator (a grpc node's mock,
@@ -24,6 +26,7 @@ from ._engine import MockEngine, MockRequest, MockResponse
 from ._errors import ContractError, MockError
 from ._examples import ExampleRequest, example_request
 from ._generate import derive_seed, node_seed
+from ._soap import SoapAnswer, SoapMock, fault_envelope
 from ._slot import Mismatch, ProbeResult, ValidationReport, validate_service
 
 __all__ = [
@@ -36,9 +39,12 @@ __all__ = [
     "MockRequest",
     "MockResponse",
     "ProbeResult",
+    "SoapAnswer",
+    "SoapMock",
     "ValidationReport",
     "derive_seed",
     "example_request",
+    "fault_envelope",
     "node_seed",
     "validate_service",
 ]
