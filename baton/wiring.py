@@ -122,7 +122,7 @@ def node_contract(node: NodeConfig, root: Path) -> Path | None:
         return None
     path = Path(node.spec_path)
     path = path if path.is_absolute() else (root / path).resolve()
-    if node.proxy_mode is ProxyMode.GRPC and path.suffix == PROTO_SUFFIX:
+    if node.proxy_mode == ProxyMode.GRPC and path.suffix == PROTO_SUFFIX:
         label = node.spec_path
         return compile_proto(path, root / STATE_DIRNAME / "contracts" / f"{node.name}.protoset", label=label)
     return path

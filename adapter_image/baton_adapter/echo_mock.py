@@ -16,10 +16,7 @@ deferred, so they follow the bytes written before them.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .tcp_proxy import TcpProxyProtocol
+from typing import Any
 
 __all__ = ["EchoTransport"]
 
@@ -29,7 +26,8 @@ class EchoTransport:
 
     __slots__ = ("client", "loop", "closing", "eof")
 
-    def __init__(self, client: TcpProxyProtocol, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
+        # client: the tcp_proxy.TcpProxyProtocol (not imported: tcp_proxy imports this module)
         self.client = client
         self.loop = loop
         self.closing = False

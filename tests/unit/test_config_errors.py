@@ -63,8 +63,14 @@ def test_wrong_type_names_field_and_value(tmp_path: Path) -> None:
 
 
 def test_bad_enum_value(tmp_path: Path) -> None:
-    message = check(tmp_path, "nodes:\n  - name: api\n    port: 8001\n    proxy_mode: ftp\n")
-    assert "nodes[0].proxy_mode" in message and "'http'" in message and "'ftp'" in message
+    message = check(tmp_path, "nodes:\n  - name: api\n    port: 8001\n    role: admin\n")
+    assert "nodes[0].role" in message and "'service'" in message and "'admin'" in message
+
+
+def test_a_mode_no_adapter_could_serve_is_refused_by_its_name(tmp_path: Path) -> None:
+    # any well-formed name may be a plugin's mode (checked when the circuit starts: tests/unit/test_modes.py)
+    message = check(tmp_path, "nodes:\n  - name: api\n    port: 8001\n    proxy_mode: FTP!\n")
+    assert "nodes[0].proxy_mode" in message and "'FTP!'" in message
 
 
 def test_missing_required_field(tmp_path: Path) -> None:
