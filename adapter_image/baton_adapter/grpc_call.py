@@ -145,7 +145,7 @@ class Call:
 
     __slots__ = ("sid", "headers", "path", "target", "upstream", "upstream_sid", "up", "up_end", "up_sent_end",
                  "down", "trailers", "response_started", "code", "started", "bytes_in", "bytes_out", "done",
-                 "trace_id")
+                 "trace_id", "busy_addr", "failed", "reroutes", "hold_until", "holds")
 
     def __init__(self, sid: int, headers: list[tuple[bytes, bytes]], path: bytes, target: Target,
                  started: float) -> None:
@@ -167,3 +167,8 @@ class Call:
         self.bytes_out = 0
         self.done = False
         self.trace_id = ""
+        self.busy_addr: tuple[str, int] | None = None  # the backend it counts against (``pool.mark_busy``)
+        self.failed: frozenset[str] = frozenset()  # targets that failed it before anything was sent
+        self.reroutes = 0  # routings again after such failures (``baton_adapter.grpc_hold``)
+        self.hold_until = 0.0  # when its hold for a routing change ends (0: it never held)
+        self.holds = 0

@@ -20,8 +20,11 @@ Design:
 - **Mock targets**: calls routed to a mock are answered in process from the node's descriptor set
   (``baton_adapter.grpc_mock``) by a ``MockUpstream`` (``baton_adapter.grpc_mock_upstream``), which the proxy
   drives as a backend's connection: the same windows, cancellation, telemetry and shutdown.
-- **Failures**: no target, or a backend that cannot be reached or goes away before answering, is a
-  trailers-only ``UNAVAILABLE`` (14) answer; once a response has begun the client's stream is reset instead.
+- **No call lost to a heal** (``baton_adapter.grpc_hold``): a call nothing was sent for (its backend could not
+  be reached, or went away first) is routed again without the backends that failed it, or held until the
+  routing changes (``limits.hold_s``). A call a backend received is never sent twice: when that backend goes
+  away before answering, or no backend takes a call within its hold, it is a trailers-only ``UNAVAILABLE``
+  (14) answer; once a response has begun the client's stream is reset instead.
   A mock target without a usable descriptor set answers ``UNAVAILABLE`` too, saying why.
 - **Telemetry**: one signal per call (method ``GRPC``, path the ``:path``, status the code's HTTP reading,
   e.g. 200, 503; latency from headers in to trailers out), counted per target with its gRPC code
@@ -54,14 +57,18 @@ from h2.exceptions import H2Error
 from h2.settings import SettingCodes
 
 from .grpc_call import CANCELLED, UNAVAILABLE, UNKNOWN, Call, code_of_reset, grpc_status, send_window, trailers_only
+from .grpc_hold import MAX_HELD, MAX_REROUTES, NOWHERE, HeldCall, hold_delay
 from .grpc_mock_upstream import MockUpstream
 from .h2_upstream import WINDOW, H2Upstream
 from .listener import serve_tls
+from .routing import Target
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
 
 __all__ = ["GrpcHandler", "GrpcProxyProtocol"]
+
+NO_TARGET = Target("-", mock=True)  # the target of a call that failed before any backend took it
 
 # GOAWAY, stream 0, last stream 2^31-1, NO_ERROR: "stop opening streams", before the real one (RFC 9113 6.8)
 _GOAWAY_GRACEFUL = (8).to_bytes(3, "big") + b"\x07\x00" + bytes(4) + (2**31 - 1).to_bytes(4, "big") + bytes(4)
@@ -220,15 +227,22 @@ class GrpcProxyProtocol(asyncio.Protocol):
             except H2Error:
                 pass
             return
-        target = table.choose(headers, node.unavailable_targets())
-        if target is None:
-            self._refuse(sid, path, started, "-", "no backend is available")
-            return
-        call = Call(sid, headers, path, target, started)
+        call = Call(sid, headers, path, None, started)  # type: ignore[arg-type]  # its target: once routed
         self.calls[sid] = call
         node.telemetry.active_requests += 1
+        target = table.choose(headers, node.unavailable_targets())
+        if target is None:
+            self._no_backend(call, "no backend is available")
+            return
+        self._send(call, target)
+
+    def _send(self, call: Call, target: Target) -> None:
+        """Send ``call`` to ``target`` (on this connection's link to it, opened on the first call)."""
+        node = self.node
+        call.target = target
         if not target.mock:
             node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the call
+            call.busy_addr = target.addr
         upstream = self.upstreams.get(target.addr)
         if upstream is None:
             if target.mock:  # answered in process, through the same callbacks as a backend's connection
@@ -240,12 +254,60 @@ class GrpcProxyProtocol(asyncio.Protocol):
             self.links.add(upstream)
         upstream.open(call)
 
-    def _refuse(self, sid: int, path: bytes, started: float, target: str, reason: str) -> None:
-        try:
-            self.h2.send_headers(sid, trailers_only(UNAVAILABLE, reason), end_stream=True)
-        except H2Error:
-            pass
-        self.node.telemetry.record_call(target, path, UNAVAILABLE, time.perf_counter() - started, 0, 0, "")
+    # -- calls no backend took (baton_adapter.grpc_hold) ----------------------------------------------------
+
+    def on_unsent(self, call: Call, reason: str) -> None:
+        """``call`` never reached its backend (no connection, or it went away first): route it again from the
+        current table without the backends that failed it, else hold it for a routing change."""
+        if call.done:
+            return
+        node = self.node
+        self._unbusy(call)
+        call.failed = call.failed | {call.target.name}
+        if call.reroutes < MAX_REROUTES and not self.closing:
+            again = node.routing.choose(call.headers, node.unavailable_targets() | call.failed)
+            if again is not None:
+                call.reroutes += 1
+                self._send(call, again)
+                return
+        self._no_backend(call, reason)
+
+    def retry_held(self, call: Call) -> None:
+        """A held call tries the current table again (its hold timer fired, or the routing changed)."""
+        if call.done or self.closed:
+            return
+        call.failed = frozenset()
+        call.reroutes = 0
+        target = self.node.routing.choose(call.headers, self.node.unavailable_targets())
+        if target is None:
+            self._no_backend(call, "no backend is available")
+        else:
+            self._send(call, target)
+
+    def _no_backend(self, call: Call, reason: str) -> None:
+        """No backend takes ``call`` now: hold it (``limits.hold_s``), or answer UNAVAILABLE."""
+        node = self.node
+        hold_s = node.limits.hold_s
+        now = time.perf_counter()
+        if hold_s > 0 and not call.hold_until:
+            call.hold_until = now + hold_s
+        if (hold_s > 0 and now < call.hold_until and not node.closing and not self.closing
+                and len(node.held) < MAX_HELD):
+            call.holds += 1
+            call.upstream = HeldCall(self, call, hold_delay(call.holds, call.hold_until - now))
+            return
+        if call.holds:
+            reason += f" (no backend took it within {hold_s:g} s)"
+        if call.upstream is None:
+            call.upstream = NOWHERE
+        if call.target is None:
+            call.target = NO_TARGET
+        self.on_unavailable(call, reason)
+
+    def _unbusy(self, call: Call) -> None:
+        if call.busy_addr is not None:
+            self.node.pool.mark_busy(call.busy_addr, -1)
+            call.busy_addr = None
 
     def upstream_gone(self, upstream: H2Upstream | MockUpstream, lost: bool = False) -> None:
         """``upstream`` takes no new call (GOAWAY; ``lost``: closed): the next call to its backend opens a new one."""
@@ -343,13 +405,13 @@ class GrpcProxyProtocol(asyncio.Protocol):
         node = self.node
         self.calls.pop(call.sid, None)
         call.upstream.release(call)
-        if not call.target.mock:
-            node.pool.mark_busy(call.target.addr, -1)
+        self._unbusy(call)
         node.telemetry.active_requests -= 1
         node.telemetry.record_call(call.target.name, call.path, code, time.perf_counter() - call.started,
                                    call.bytes_in, call.bytes_out, call.trace_id)
         if not self.closed:
-            self._retire(call.upstream)
+            if call.upstream in self.links:
+                self._retire(call.upstream)
             if self.closing and not self.calls and not self.transport.is_closing():
                 self._close()
 

@@ -4,7 +4,9 @@ A client connection (``baton_adapter.grpc_proxy``) opens one ``H2Upstream`` per 
 routed to, on the first such call, and sends each call on a stream of its own. Calls routed while it connects
 (or while the backend's ``SETTINGS_MAX_CONCURRENT_STREAMS`` is reached) wait in order. The connection reports
 back what the backend sends: response headers, data, trailers, resets; when it is lost (or the backend sends
-GOAWAY) the calls it carried fail with ``UNAVAILABLE`` (or the reset is passed on when the response had begun).
+GOAWAY) the calls it carried fail with ``UNAVAILABLE`` (or the reset is passed on when the response had begun),
+and those still waiting, of which nothing was sent, go back to the proxy to be routed again
+(``baton_adapter.grpc_hold``).
 """
 
 from __future__ import annotations
@@ -218,9 +220,9 @@ class H2Upstream(asyncio.Protocol):
                 last = ev.last_stream_id if ev.last_stream_id is not None else 0
                 for sid in [s for s in calls if s > last]:  # never processed by the backend
                     client.on_unavailable(calls.pop(sid), "the backend refused the call (GOAWAY)")  # type: ignore[attr-defined]
-                for call in list(self.waiting):
+                for call in list(self.waiting):  # nothing of these was sent: routed again (or held)
                     self.waiting.remove(call)
-                    client.on_unavailable(call, "the backend went away before the call was sent")  # type: ignore[attr-defined]
+                    client.on_unsent(call, "the backend went away before the call was sent")  # type: ignore[attr-defined]
         self.flush()
         client.flush()  # type: ignore[attr-defined]
 
@@ -233,11 +235,13 @@ class H2Upstream(asyncio.Protocol):
         self.lost = True
         client = self.client
         client.upstream_gone(self, lost=True)  # type: ignore[attr-defined]
-        calls = [*self.calls.values(), *self.waiting]
+        sent, unsent = list(self.calls.values()), list(self.waiting)
         self.calls.clear()
         self.waiting.clear()
-        for call in calls:
+        for call in sent:
             client.on_unavailable(call, f"the backend {self.target.label()} closed the connection")  # type: ignore[attr-defined]
+        for call in unsent:  # nothing of these reached the backend: routed again (or held)
+            client.on_unsent(call, f"the backend {self.target.label()} could not be reached")  # type: ignore[attr-defined]
         client.flush()  # type: ignore[attr-defined]
 
     def pause_writing(self) -> None:
