@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .headers import new_traceparent
+
 if TYPE_CHECKING:
     from h2.connection import H2Connection
 
@@ -125,6 +127,22 @@ class MessageReader:
         return bool(self.buffer)
 
 
+def with_traceparent(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bytes | None, str, str]:
+    """``headers`` with the traceparent a backend gets (the caller's trace continued with the adapter's span as
+    parent, or a new trace: ``headers.new_traceparent``), the client's own traceparent, the trace id and the
+    adapter's span id."""
+    incoming = None
+    kept = []
+    for name, value in headers:
+        if name == b"traceparent":
+            incoming = value
+        else:
+            kept.append((name, value))
+    tp, trace_id, span_id = new_traceparent(incoming)
+    kept.append((b"traceparent", tp))
+    return kept, incoming, trace_id, span_id
+
+
 def send_window(conn: H2Connection, stream_id: int, buf: bytearray) -> int:
     """Send as much of ``buf`` on ``stream_id`` as the peer's windows allow (removing it from ``buf``); return
     how many bytes went."""
@@ -145,7 +163,7 @@ class Call:
 
     __slots__ = ("sid", "headers", "path", "target", "upstream", "upstream_sid", "up", "up_end", "up_sent_end",
                  "down", "trailers", "response_started", "code", "started", "bytes_in", "bytes_out", "done",
-                 "trace_id", "busy_addr", "failed", "reroutes", "hold_until", "holds")
+                 "trace_id", "span_id", "incoming_trace", "busy_addr", "failed", "reroutes", "hold_until", "holds")
 
     def __init__(self, sid: int, headers: list[tuple[bytes, bytes]], path: bytes, target: Target,
                  started: float) -> None:
@@ -166,7 +184,9 @@ class Call:
         self.bytes_in = 0
         self.bytes_out = 0
         self.done = False
-        self.trace_id = ""
+        self.trace_id = ""  # the trace it belongs to, and the adapter's span sent upstream in its traceparent
+        self.span_id = ""
+        self.incoming_trace: bytes | None = None  # the client's traceparent, when it sent one
         self.busy_addr: tuple[str, int] | None = None  # the backend it counts against (``pool.mark_busy``)
         self.failed: frozenset[str] = frozenset()  # targets that failed it before anything was sent
         self.reroutes = 0  # routings again after such failures (``baton_adapter.grpc_hold``)

@@ -26,6 +26,8 @@ Design:
   away before answering, or no backend takes a call within its hold, it is a trailers-only ``UNAVAILABLE``
   (14) answer; once a response has begun the client's stream is reset instead.
   A mock target without a usable descriptor set answers ``UNAVAILABLE`` too, saying why.
+- **Trace context**: each call's backend gets a ``traceparent`` continuing the caller's trace (or a new one)
+  with the adapter's span as its parent, as HTTP requests do; with tracing on, one span per call.
 - **Telemetry**: one signal per call (method ``GRPC``, path the ``:path``, status the code's HTTP reading,
   e.g. 200, 503; latency from headers in to trailers out), counted per target with its gRPC code
   (``NodeTelemetry.record_call``): every non-OK code is a failed request, so a canary's error rate reads as
@@ -56,7 +58,18 @@ from h2.events import (
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes
 
-from .grpc_call import CANCELLED, UNAVAILABLE, UNKNOWN, Call, code_of_reset, grpc_status, send_window, trailers_only
+from .grpc_call import (
+    CANCELLED,
+    HTTP_STATUS,
+    UNAVAILABLE,
+    UNKNOWN,
+    Call,
+    code_of_reset,
+    grpc_status,
+    send_window,
+    trailers_only,
+    with_traceparent,
+)
 from .grpc_hold import MAX_HELD, MAX_REROUTES, NOWHERE, HeldCall, hold_delay
 from .grpc_mock_upstream import MockUpstream
 from .h2_upstream import WINDOW, H2Upstream
@@ -227,7 +240,9 @@ class GrpcProxyProtocol(asyncio.Protocol):
             except H2Error:
                 pass
             return
-        call = Call(sid, headers, path, None, started)  # type: ignore[arg-type]  # its target: once routed
+        forwarded, incoming, trace_id, span_id = with_traceparent(headers)
+        call = Call(sid, forwarded, path, None, started)  # type: ignore[arg-type]  # its target: once routed
+        call.incoming_trace, call.trace_id, call.span_id = incoming, trace_id, span_id
         self.calls[sid] = call
         node.telemetry.active_requests += 1
         target = table.choose(headers, node.unavailable_targets())
@@ -407,8 +422,13 @@ class GrpcProxyProtocol(asyncio.Protocol):
         call.upstream.release(call)
         self._unbusy(call)
         node.telemetry.active_requests -= 1
-        node.telemetry.record_call(call.target.name, call.path, code, time.perf_counter() - call.started,
-                                   call.bytes_in, call.bytes_out, call.trace_id)
+        name = call.target.name
+        node.telemetry.record_call(name, call.path, code, time.perf_counter() - call.started,
+                                   call.bytes_in, call.bytes_out, call.trace_id, call.span_id)
+        tracer = node.tracer  # None unless the node's config has a tracing section
+        if tracer is not None:
+            tracer.record(b"GRPC", call.path, HTTP_STATUS[code] if 0 <= code < len(HTTP_STATUS) else 500,
+                          call.started, call.trace_id, call.span_id, call.incoming_trace, name)
         if not self.closed:
             if call.upstream in self.links:
                 self._retire(call.upstream)

@@ -161,11 +161,11 @@ class NodeTelemetry:
         self.signals.append((time.time(), method, path, status, latency_s, bytes_out, trace_id, target, span_id))
 
     def record_call(self, target: str, path: bytes, code: int, latency_s: float, bytes_in: int, bytes_out: int,
-                    trace_id: str) -> None:
+                    trace_id: str, span_id: str = "") -> None:
         """Count one finished gRPC call with its status ``code``: a signal like a request's (method ``GRPC``,
         status the code's HTTP reading), counted by code, and every non-OK code a failed request."""
         status = GRPC_HTTP_STATUS[code] if 0 <= code < len(GRPC_CODES) else 500
-        self.record(target, b"GRPC", path, status, latency_s, bytes_in, bytes_out, trace_id)
+        self.record(target, b"GRPC", path, status, latency_s, bytes_in, bytes_out, trace_id, span_id)
         stats = self.targets[target]
         codes = stats.grpc_codes
         if codes is None:
