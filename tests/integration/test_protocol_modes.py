@@ -143,6 +143,44 @@ def test_a_grpc_canary_is_judged_by_grpc_status(project: Path, echo_pb: Any) -> 
     assert set(calls.versions) == {"canary"}
 
 
+def test_a_tcp_canary_whose_service_goes_away_rolls_back_on_refused_connections(project: Path) -> None:
+    ok(run_baton("node", "add", "raw", "--mode", "tcp", cwd=project))
+    ok(run_baton("up", "--mock", cwd=project, timeout=180))
+    ok(run_baton("slot", "raw", f"{TCP_SERVICE} stable", cwd=project))
+    port = _nodes(project)["raw"]["port"]
+    answers: Counter[bytes] = Counter()
+    stop = threading.Event()
+
+    def connections() -> None:  # one connection after another, each a round trip
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                    conn.sendall(b"x")
+                    conn.shutdown(socket.SHUT_WR)
+                    answers[_read_all(conn)] += 1
+            except OSError as exc:
+                answers[type(exc).__name__.encode()] += 1
+
+    worker = threading.Thread(target=connections, daemon=True)
+    worker.start()
+    try:
+        wait_for(lambda: answers[b"stable:x"] >= 20, 30, "connections flowing")
+        # ready, then gone after 4 s: evaluations 3 s apart cannot promote it before it refuses connections
+        failed = run_baton("route", "canary", "raw", f"{TCP_SERVICE} canary die", "--promote", *FAST_CANARY,
+                           "--eval-interval", "3", "--json", cwd=project, timeout=180)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert failed.code == 1, failed.stderr
+    report = failed.json()
+    assert report["outcome"] == "Failed" and "canary error rate" in report["reason"], report
+    assert ok(run_baton("route", "show", "raw", "--json", cwd=project)).json()["strategy"] == "single"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"after")
+        conn.shutdown(socket.SHUT_WR)
+        assert _read_all(conn) == b"stable:after"
+
+
 def test_the_custodian_heals_killed_tcp_and_grpc_services(project: Path, echo_pb: Any) -> None:
     ok(run_baton("node", "add", "raw", "--mode", "tcp", cwd=project))
     ok(run_baton("node", "add", "rpc", "--mode", "grpc", cwd=project))
