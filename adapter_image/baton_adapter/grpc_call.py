@@ -189,6 +189,6 @@ class Call:
         self.incoming_trace: bytes | None = None  # the client's traceparent, when it sent one
         self.busy_addr: tuple[str, int] | None = None  # the backend it counts against (``pool.mark_busy``)
         self.failed: frozenset[str] = frozenset()  # targets that failed it before anything was sent
-        self.reroutes = 0  # routings again after such failures (``baton_adapter.grpc_hold``)
+        self.reroutes = 0  # routings again after such failures (``baton_adapter.hold``)
         self.hold_until = 0.0  # when its hold for a routing change ends (0: it never held)
         self.holds = 0

@@ -20,7 +20,7 @@ Design:
 - **Mock targets**: calls routed to a mock are answered in process from the node's descriptor set
   (``baton_adapter.grpc_mock``) by a ``MockUpstream`` (``baton_adapter.grpc_mock_upstream``), which the proxy
   drives as a backend's connection: the same windows, cancellation, telemetry and shutdown.
-- **No call lost to a heal** (``baton_adapter.grpc_hold``): a call nothing was sent for (its backend could not
+- **No call lost to a heal** (``baton_adapter.hold``): a call nothing was sent for (its backend could not
   be reached, or went away first) is routed again without the backends that failed it, or held until the
   routing changes (``limits.hold_s``). A call a backend received is never sent twice: when that backend goes
   away before answering, or no backend takes a call within its hold, it is a trailers-only ``UNAVAILABLE``
@@ -70,7 +70,7 @@ from .grpc_call import (
     trailers_only,
     with_traceparent,
 )
-from .grpc_hold import MAX_HELD, MAX_REROUTES, NOWHERE, HeldCall, hold_delay
+from .hold import MAX_HELD, MAX_REROUTES, NOWHERE, HeldCall, hold_delay
 from .grpc_mock_upstream import MockUpstream
 from .h2_upstream import WINDOW, H2Upstream
 from .listener import serve_tls
@@ -269,7 +269,7 @@ class GrpcProxyProtocol(asyncio.Protocol):
             self.links.add(upstream)
         upstream.open(call)
 
-    # -- calls no backend took (baton_adapter.grpc_hold) ----------------------------------------------------
+    # -- calls no backend took (baton_adapter.hold) ----------------------------------------------------
 
     def on_unsent(self, call: Call, reason: str) -> None:
         """``call`` never reached its backend (no connection, or it went away first): route it again from the

@@ -6,7 +6,7 @@ routed to, on the first such call, and sends each call on a stream of its own. C
 back what the backend sends: response headers, data, trailers, resets; when it is lost (or the backend sends
 GOAWAY) the calls it carried fail with ``UNAVAILABLE`` (or the reset is passed on when the response had begun),
 and those still waiting, of which nothing was sent, go back to the proxy to be routed again
-(``baton_adapter.grpc_hold``).
+(``baton_adapter.hold``).
 """
 
 from __future__ import annotations

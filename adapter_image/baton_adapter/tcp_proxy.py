@@ -1,7 +1,9 @@
 """Byte-level TCP proxy: the handler of ``tcp`` nodes (``grpc`` has its own: ``baton_adapter.grpc_proxy``).
 
 Each client connection is routed once (weights, breakers and connect retries apply; header rules cannot),
-then spliced to the chosen backend byte for byte with flow control both ways.
+then spliced to the chosen backend byte for byte with flow control both ways. A connect that fails sent
+nothing: the connection is routed again without the backends that failed it, or held until the routing
+changes (``limits.hold_s``, ``baton_adapter.hold``), so a heal loses no connection.
 
 - **Half-close**: a client's ``shutdown(SHUT_WR)`` reaches the backend as EOF while the backend can still
   answer, and a backend's EOF reaches the client while the client can still send.
@@ -32,6 +34,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from .echo_mock import EchoTransport
+from .hold import MAX_HELD, MAX_REROUTES, RoutingWaiter, hold_delay
 from .listener import serve_tls
 
 if TYPE_CHECKING:
@@ -100,6 +103,8 @@ class TcpProxyProtocol(asyncio.Protocol):
         self.pending: list[bytes] = []
         self.eof_pending = False  # the client sent EOF
         self.upstream_eof = False  # the backend sent EOF
+        self.hold_until = 0.0  # when holding for a backend ends (0: it never held)
+        self.holds = 0
 
     # -- client side ----------------------------------------------------------------------------------------
 
@@ -220,28 +225,36 @@ class TcpProxyProtocol(asyncio.Protocol):
     # -- connecting -----------------------------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        """Pick a backend and connect. A connect that fails sent nothing, so the connection is routed again
+        without the backends that failed it (at most ``MAX_REROUTES`` times; ``policy.retries`` may also try a
+        failed one again after a back-off); when no backend is left it holds for a routing change
+        (``limits.hold_s``, as HTTP requests and gRPC calls do), and only then is it closed."""
         node = self.node
         loop = asyncio.get_running_loop()
         failed: set[str] = set()
-        attempts = 0
+        attempts = reroutes = 0
         while not self.closed:
             table = node.routing
             excluded = node.unavailable_targets()
-            target = table.choose((), excluded | failed) or table.choose((), excluded)
-            if target is None:
-                self._give_up(503)
+            target = table.choose((), excluded | failed)
+            if target is None and failed and attempts <= node.policy.retries and node.budget.withdraw():
+                await asyncio.sleep(node.backoff_s * attempts)
+                target = node.routing.choose((), node.unavailable_targets())
+            if target is None or reroutes > MAX_REROUTES:
+                if not self.closed and await self._hold():
+                    failed.clear()
+                    reroutes = 0
+                    continue
+                self._give_up(502 if attempts else 503)
                 return
             if target.mock:  # the raw modes' mock echoes (baton_adapter.echo_mock)
                 node.pool.mark_busy(target.addr, 1)
                 node.telemetry.attempt(target.name, 200)
-                self._connected(target, EchoTransport(self, loop))  # type: ignore[arg-type]
+                self._connected(target, EchoTransport(self, loop))
                 return
             breaker = node.breaker(target.name)
             if not breaker.acquire():
                 failed.add(target.name)
-                if failed >= {t.name for t in table.targets}:
-                    self._give_up(503)
-                    return
                 continue
             attempts += 1
             node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the connect too
@@ -256,11 +269,8 @@ class TcpProxyProtocol(asyncio.Protocol):
                 breaker.failure()
                 node.telemetry.attempt_failed(target.name, isinstance(exc, TimeoutError))
                 failed.add(target.name)
-                if attempts <= node.policy.retries and node.budget.withdraw():
-                    await asyncio.sleep(node.backoff_s * attempts)
-                    continue
-                self._give_up(502)
-                return
+                reroutes += 1
+                continue
             breaker.success()
             node.telemetry.attempt(target.name, 200)
             if self.closed or self.transport.is_closing():
@@ -269,6 +279,27 @@ class TcpProxyProtocol(asyncio.Protocol):
                 return
             self._connected(target, transport)  # type: ignore[arg-type]
             return
+
+    async def _hold(self) -> bool:
+        """Wait for the node's routing to change (or a while, to try the same table again), within
+        ``limits.hold_s`` of the first hold; False when not holding (no hold, shutting down, or its time is up)."""
+        node = self.node
+        hold_s = node.limits.hold_s
+        if hold_s <= 0 or node.closing or len(node.held) >= MAX_HELD:
+            return False
+        now = node.loop.time()
+        if not self.hold_until:
+            self.hold_until = now + hold_s
+        if now >= self.hold_until:
+            return False
+        self.holds += 1
+        waiter = RoutingWaiter()
+        node.held.add(waiter)
+        try:
+            await waiter.wait(hold_delay(self.holds, self.hold_until - now))
+        finally:
+            node.held.discard(waiter)
+        return not self.closed
 
     def _connected(self, target: Target, transport: asyncio.Transport) -> None:
         self.target = target

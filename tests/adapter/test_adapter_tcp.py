@@ -70,6 +70,44 @@ def test_unreachable_backend_closes_the_connection() -> None:
     run(main())
 
 
+@pytest.mark.parametrize("mode", ["tcp", "protobuf"])
+def test_a_connection_no_backend_takes_holds_until_the_heal_and_its_bytes_arrive(mode: str) -> None:
+    from baton_adapter.framing import frame
+    from baton_adapter.routing import RoutingTable
+
+    async def mirror(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read())  # whole frames back, as they came
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        async with raw_server(mirror) as live, running_node(mode=mode, backend={"port": refused_port()},
+                                                            limits={"hold_s": 30}) as node:
+            clients = []
+            for i in range(5):
+                reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+                writer.write(frame(b"held %d" % i))
+                writer.write_eof()
+                clients.append((reader, writer))
+            await wait_for(lambda: len(node.held) == 5)  # each waits for a backend; none was closed
+            node.set_routing(RoutingTable.from_mapping({"strategy": "single", "targets": [
+                {"name": "primary", "host": "127.0.0.1", "port": live}]}))  # what the custodian's heal does
+            for i, (reader, writer) in enumerate(clients):
+                assert await asyncio.wait_for(reader.read(), 10) == frame(b"held %d" % i)
+                writer.close()
+            await wait_for(lambda: node.telemetry.streams.open == 0)
+            assert not node.held and not node.pool.busy
+
+        async with running_node(mode=mode, backend={"port": refused_port()}, limits={"hold_s": 0.5}) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed once the hold is over
+            writer.close()
+            await wait_for(lambda: node.telemetry.requests_total == 1)
+            assert not node.held
+
+    run(main())
+
+
 def test_unknown_mode_fails_to_start_with_the_registered_list() -> None:
     async def main() -> None:
         node = Node(node_config(mode="mqtt"))

@@ -1,26 +1,29 @@
-"""gRPC calls that no backend took: routed again, or held until the node's routing changes (no call lost to a
-heal).
+"""gRPC calls and stream connections no backend took: routed again, or held until the node's routing changes
+(none lost to a heal). HTTP requests do the same in ``baton_adapter.exchange``.
 
-A call that never reached a backend (its backend's connection could not be made, or closed or said GOAWAY
-before the call was sent on it) carries nothing a backend could have acted on, so the proxy routes it again
-from the current table, leaving out the backends that failed it (at most ``MAX_REROUTES`` times), as an HTTP
-request nothing was sent for is (``baton_adapter.exchange``). When no backend is left to take it, it *holds*:
-with ``limits.hold_s`` > 0 (Baton sets 15 s) it waits for the node's routing to change (the custodian's heal
-or a swap puts a backend in, and ``Node.set_routing`` lets every held request go at once), trying the same
-table again every 0.1-1 s meanwhile; once ``hold_s`` has passed it fails ``UNAVAILABLE`` as it would have at
-once. The client's bytes wait in the call, bounded by the stream's window (nothing is acknowledged to the
-client until it is sent on). A call its backend had received is never sent twice: a gRPC method says nothing
-of being safe to repeat.
+A gRPC call that never reached a backend (its backend's connection could not be made, or closed or said
+GOAWAY before the call was sent on it) carries nothing a backend could have acted on, so the proxy routes it
+again from the current table, leaving out the backends that failed it (at most ``MAX_REROUTES`` times); a
+``tcp``/``protobuf`` connection whose connect failed is routed again the same way (``tcp_proxy``). When no
+backend is left, it *holds*: with ``limits.hold_s`` > 0 (Baton sets 15 s) it waits for the node's routing to
+change (the custodian's heal or a swap puts a backend in, and ``Node.set_routing`` lets every held one go at
+once), trying the same table again every 0.1-1 s meanwhile; once ``hold_s`` has passed it fails
+(``UNAVAILABLE``, or the connection is closed) as it would have at once. A call's bytes wait in the call,
+bounded by the stream's window (nothing is acknowledged to the client until it is sent on); a connection's
+reading stays paused. A call its backend had received is never sent twice: a gRPC method says nothing of
+being safe to repeat.
 
-``HeldCall`` stands as the held call's upstream, so the proxy's own paths (the client's data, end and
-cancellation, the call's end) need no case of their own.
+``HeldCall`` stands as a held call's upstream, so the gRPC proxy's own paths (the client's data, end and
+cancellation, the call's end) need no case of their own; ``RoutingWaiter`` is what a held connection awaits.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-__all__ = ["HOLD_RETRY_MAX_S", "HOLD_RETRY_S", "MAX_HELD", "MAX_REROUTES", "NOWHERE", "HeldCall", "hold_delay"]
+__all__ = ["HOLD_RETRY_MAX_S", "HOLD_RETRY_S", "MAX_HELD", "MAX_REROUTES", "NOWHERE", "HeldCall", "RoutingWaiter",
+           "hold_delay"]
 
 MAX_REROUTES = 3  # routings again of one call nothing was sent for, before it holds
 HOLD_RETRY_S = 0.1  # a held call tries its table again after 0.1 s, 0.2 s... (and whenever the table changes)
@@ -104,3 +107,21 @@ class _Nowhere:
 
 
 NOWHERE = _Nowhere()
+
+
+class RoutingWaiter:
+    """What a held stream connection (``tcp_proxy``) awaits: the node's next routing table, or its retry delay."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def routing_changed(self) -> None:
+        self.event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout_s)
+        except TimeoutError:
+            pass
