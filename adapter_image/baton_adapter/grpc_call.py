@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from .routing import Target
 
-__all__ = ["CODES", "HTTP_STATUS", "Call", "FrameError", "MessageReader", "code_of_reset", "frame", "grpc_status",
+__all__ = ["CODES", "HTTP_STATUS", "Call", "FrameGuard", "FrameError", "MessageReader", "code_of_reset", "frame", "grpc_status",
            "send_window", "trailers", "trailers_only"]
 
 # gRPC status codes by number (grpc/status.h)
@@ -141,6 +141,43 @@ def with_traceparent(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[byt
     tp, trace_id, span_id = new_traceparent(incoming)
     kept.append((b"traceparent", tp))
     return kept, incoming, trace_id, span_id
+
+
+class FrameGuard:
+    """Reads the HTTP/2 frame headers a client sends, before hyper-h2 buffers them: h2 checks a frame's declared
+    length only once the whole frame has arrived, so a peer declaring a 16 MiB frame could make the adapter
+    hold 16 MiB per connection. ``feed`` is False as soon as a header declares more than ``limit``."""
+
+    __slots__ = ("limit", "preface", "need", "head")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.preface = 24  # the client's connection preface ("PRI * HTTP/2.0...") precedes the first frame
+        self.need = 0  # bytes of the current frame's payload still to come
+        self.head = b""  # the start of a frame header split across reads
+
+    def feed(self, data: bytes) -> bool:
+        pos, end = 0, len(data)
+        if self.preface:
+            pos = min(self.preface, end)
+            self.preface -= pos
+        while pos < end:
+            if self.need:
+                step = min(self.need, end - pos)
+                self.need -= step
+                pos += step
+                continue
+            take = min(9 - len(self.head), end - pos)
+            self.head += data[pos:pos + take]
+            pos += take
+            if len(self.head) < 9:
+                break
+            length = int.from_bytes(self.head[:3], "big")
+            self.head = b""
+            if length > self.limit:
+                return False
+            self.need = length
+        return True
 
 
 def send_window(conn: H2Connection, stream_id: int, buf: bytearray) -> int:

@@ -64,6 +64,7 @@ from .grpc_call import (
     UNAVAILABLE,
     UNKNOWN,
     Call,
+    FrameGuard,
     code_of_reset,
     grpc_status,
     send_window,
@@ -100,6 +101,7 @@ class GrpcProxyProtocol(asyncio.Protocol):
         self.tunnel = self  # never expired as an idle keep-alive connection: HTTP/2 keeps its own pings
         self.last_active = 0.0
         self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.frames = FrameGuard(self.h2.max_inbound_frame_size)
         self.calls: dict[int, Call] = {}  # by the client's stream id
         # by backend address (the mock's pseudo address ("", 0) included): where new calls go
         self.upstreams: dict[tuple[str, int], H2Upstream | MockUpstream] = {}
@@ -124,6 +126,14 @@ class GrpcProxyProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         h2 = self.h2
+        if not self.frames.feed(data):  # a frame longer than announced: refused before h2 buffers it whole
+            try:
+                h2.close_connection(ErrorCodes.FRAME_SIZE_ERROR)
+            except H2Error:
+                pass
+            self.flush()
+            self.transport.close()
+            return
         try:
             events = h2.receive_data(data)
         except H2Error:
