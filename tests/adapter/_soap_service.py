@@ -3,7 +3,7 @@
 ``POST /calc`` answers one operation per SOAP action (1.1 ``SOAPAction`` header or 1.2 content-type ``action``), in
 the request's SOAP version: ``Add`` (a + b), ``Echo`` (the text, prefixed with the service's name), ``Boom`` (a
 Fault with HTTP 500), ``Quiet`` (a Fault with HTTP 200). With ``chunked`` every answer is streamed in two chunks cut
-in the middle (inside ``<soap:Fault>`` for a Fault). ``GET /health`` answers ``ok``, or a Fault with HTTP 200 when
+in the middle (inside ``<soap:Fault>`` for a Fault); with ``faulty`` Echo answers as Quiet does. ``GET /health`` answers ``ok``, or a Fault with HTTP 200 when
 ``health_fault``. Every call's action is appended to ``app[CALLS]``.
 """
 
@@ -47,7 +47,8 @@ def _action(request: web.Request) -> tuple[str, str]:
     return "1.1", request.headers.get("SOAPAction", "").strip().strip('"')
 
 
-def soap_app(name: str = "svc", *, chunked: bool = False, health_fault: bool = False) -> web.Application:
+def soap_app(name: str = "svc", *, chunked: bool = False, health_fault: bool = False,
+             faulty: bool = False) -> web.Application:
     async def calc(request: web.Request) -> web.StreamResponse:
         version, action = _action(request)
         request.app[CALLS].append(action)
@@ -58,10 +59,10 @@ def soap_app(name: str = "svc", *, chunked: bool = False, health_fault: bool = F
         if op == "Add":
             body = envelope(version, f'<AddResponse xmlns="urn:calc"><result>{int(values["a"]) + int(values["b"])}'
                                      "</result></AddResponse>")
-        elif op == "Echo":
+        elif op == "Echo" and not faulty:
             body = envelope(version, f'<EchoResponse xmlns="urn:calc"><text>{escape(name)}:{escape(values["text"])}'
                                      "</text></EchoResponse>")
-        elif op in ("Boom", "Quiet"):
+        elif op in ("Boom", "Quiet", "Echo"):  # Echo: only when faulty
             status = 500 if op == "Boom" else 200
             body = fault(version, "Server", f"{op} failed on {name}")
         else:

@@ -26,6 +26,9 @@ grpc = pytest.importorskip("grpc")
 SERVICES = Path(__file__).resolve().parent / "services"
 GRPC_SERVICE = f"{sys.executable} {SERVICES / 'grpc_echo.py'}"
 TCP_SERVICE = f"{sys.executable} {SERVICES / 'tcp_echo.py'}"
+SOAP_SERVICE = f"{sys.executable} {SERVICES / 'soap_calc.py'}"
+ECHO_ENVELOPE = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+                 '<Echo xmlns="urn:calc"><text>hi</text></Echo></soap:Body></soap:Envelope>').encode()
 FAST_CANARY = ["--eval-interval", "1", "--min-requests", "10", "--steps", "20,50,100"]
 FAST_CUSTODIAN = {"BATON_NO_CUSTODIAN": "0", "BATON_PROBE_INTERVAL_S": "1"}
 
@@ -179,6 +182,49 @@ def test_a_tcp_canary_whose_service_goes_away_rolls_back_on_refused_connections(
         conn.sendall(b"after")
         conn.shutdown(socket.SHUT_WR)
         assert _read_all(conn) == b"stable:after"
+
+
+def test_a_soap_canary_answering_faults_with_200_rolls_back(project: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    ok(run_baton("node", "add", "legacy", "--mode", "soap", cwd=project))
+    ok(run_baton("up", "--mock", cwd=project, timeout=180))
+    ok(run_baton("slot", "legacy", f"{SOAP_SERVICE} stable", cwd=project))
+    url = f"http://127.0.0.1:{_nodes(project)['legacy']['port']}/calc"
+    answers: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def echo() -> str:
+        request = urllib.request.Request(url, data=ECHO_ENVELOPE, headers={
+            "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:calc#Echo"'})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            return f"http {exc.code}"
+        return "fault" if b"Fault>" in body else body.split(b"<text>")[1].split(b":")[0].decode()
+
+    def load() -> None:
+        while not stop.is_set():
+            answers[echo()] += 1
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+        wait_for(lambda: answers["stable"] >= 20, 30, "SOAP calls flowing")
+        failed = run_baton("route", "canary", "legacy", f"{SOAP_SERVICE} canary faulty", "--promote", *FAST_CANARY,
+                           "--json", cwd=project, timeout=180)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert failed.code == 1, failed.stderr
+    report = failed.json()
+    assert report["outcome"] == "Failed" and "canary error rate" in report["reason"], report
+    assert set(answers) <= {"stable", "fault"} and answers["fault"] <= 0.35 * sum(answers.values()), answers
+    assert echo() == "stable"
+    metrics = ok(run_baton("metrics", "--node", "legacy", "--json", cwd=project)).json()
+    assert "soap_faults" in json.dumps(metrics), metrics
 
 
 def test_the_custodian_heals_killed_tcp_and_grpc_services(project: Path, echo_pb: Any) -> None:
