@@ -44,9 +44,11 @@ def test_a_killed_service_container_is_replaced(docker_client, adapter_image, pr
         wait_for(replaced, 90, "a new service container")
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/x"), 60, "the node to answer again")
         assert get_json(f"http://127.0.0.1:{port}/x")["version"] == "img-v1"
-        runs = ok(run_baton("history", "--node", "api", "--json", cwd=project)).json()["runs"]
-        heal = [r for r in runs if r["name"] == "heal-restart-api"]
-        assert heal and heal[0]["state"] == "Completed" and heal[0]["actor"] == "custodian", runs
+        # the node answers once the routing is switched; the heal run records its end a moment later
+        heal = wait_for(lambda: [r for r in ok(run_baton("history", "--node", "api", "--json", cwd=project)).json()[
+            "runs"] if r["name"] == "heal-restart-api" and r["state"] not in ("Running", "Pending")], 60,
+            "the heal run to end")
+        assert heal[0]["state"] == "Completed" and heal[0]["actor"] == "custodian", heal
     finally:
         run_baton("teardown", cwd=project, timeout=300)
         run_baton("down", "--all", cwd=project, timeout=120)
