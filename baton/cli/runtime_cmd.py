@@ -42,7 +42,9 @@ def up(obj: Any, mock: bool, no_conductor: bool, timeout_s: float, as_json: bool
         started = ", ".join(result["started"]) or "none (already running)"
         c.print(f"Circuit [bold]{config.name}[/] is up: {len(result['ready'])} nodes answering; started {started}")
         for node in config.nodes:
-            c.print(f"  {node.name:<16} http://{node.host}:{node.port}  (management {node.management_port})")
+            address = (f"http://{node.host}:{node.port}" if node.proxy_mode in ("http", "soap")
+                       else f"{node.host}:{node.port} ({node.proxy_mode})")
+            c.print(f"  {node.name:<16} {address}  (management {node.management_port})")
 
     emit(as_json, result, human)
 

@@ -255,10 +255,14 @@ def test_the_custodian_heals_killed_tcp_and_grpc_services(project: Path, echo_pb
 
 
 def _restarted(project: Path, name: str, before: dict) -> bool:
+    """The node's service was restarted on a new port and its adapter routes there (the state records the new
+    service as it starts, before the switch; until then the old port may already belong to another service)."""
     node = _nodes(project)[name]
-    service = node.get("service") or {}
-    return (service.get("port") not in (None, before["port"]) and
-            (node.get("custodian") or {}).get("status") == "healthy")
+    port = (node.get("service") or {}).get("port")
+    if port in (None, before["port"]) or (node.get("custodian") or {}).get("status") != "healthy":
+        return False
+    routing = ok(run_baton("route", "show", name, "--json", cwd=project)).json()
+    return [t.get("port") for t in routing["targets"]] == [port]
 
 
 def _alive(pid: int) -> bool:
