@@ -309,8 +309,19 @@ def test_a_plugin_mode_is_served_through_the_cli_and_an_unknown_one_refused_befo
         assert _read_all(conn) == b"loud shouts: HELLO\n"
     ok(run_baton("down", cwd=project, timeout=120, env=plugin))
 
-    # without the plugin installed, `up` names what is missing and starts nothing
-    failed = run_baton("up", "--mock", cwd=project, timeout=180)
-    assert failed.code != 0 and "proxy_mode 'shout', which is neither built in" in failed.stderr, failed.stderr
-    assert "Traceback" not in failed.stderr
-    assert not ok(run_baton("status", "--json", cwd=project)).json().get("running")
+    # where the plugin is not installed (a project whose conductor and flows run without it), `up` names what is
+    # missing and starts nothing
+    import yaml
+
+    other = tmp_path / "without-plugin"
+    ok(run_baton("init", str(other)))
+    try:
+        config = yaml.safe_load((other / "baton.yaml").read_text())
+        config["nodes"] = [{"name": "loud", "port": node["port"], "proxy_mode": "shout"}]
+        (other / "baton.yaml").write_text(yaml.safe_dump(config))
+        failed = run_baton("up", "--mock", cwd=other, timeout=180)
+        assert failed.code != 0 and "proxy_mode 'shout', which is neither built in" in failed.stderr, failed.stderr
+        assert "Traceback" not in failed.stderr
+        assert not ok(run_baton("status", "--json", cwd=other)).json().get("running")
+    finally:
+        run_baton("down", "--all", cwd=other, timeout=120)
