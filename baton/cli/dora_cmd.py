@@ -41,7 +41,7 @@ def _runs(project: Any, since: float) -> tuple[list[Any], list[Any]]:
 
 def _custodian_events(project: Any) -> tuple[list[Any], bool]:
     from baton.eventlog import EVENTS_FILE
-    from baton.taint.jsonl import read_lines
+    from baton.jsonl import read_lines
     from baton.telemetry.dora import CustodianEvent
 
     path = project.state_dir / EVENTS_FILE
