@@ -141,6 +141,22 @@ class HistoryClient:
                 offset += page
         return sorted(found[:limit], key=lambda line: line.at or 0.0)
 
+    def artifacts(self, run_ids: list[str], key: str) -> list[tuple[str, Any]]:
+        """(flow run id, data) of the artifacts named ``key`` of the runs ``run_ids``."""
+        found: list[tuple[str, Any]] = []
+        for start in range(0, len(run_ids), 50):
+            ids = run_ids[start:start + 50]
+            offset = 0
+            while True:
+                page = self._call("POST", "/artifacts/filter", {
+                    "artifacts": {"flow_run_id": {"any_": ids}, "key": {"any_": [key]}},
+                    "limit": 200, "offset": offset}) or []
+                found += [(str(a.get("flow_run_id") or ""), a.get("data")) for a in page]
+                if len(page) < 200:
+                    break
+                offset += 200
+        return found
+
     def schedule_deployment(self, deployment_id: str) -> None:
         """Ask the server to plan a deployment's next scheduled runs now (its scheduler does so once a minute)."""
         self._call("POST", f"/deployments/{deployment_id}/schedule", {})

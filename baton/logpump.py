@@ -20,7 +20,9 @@ With ``--taint-file PATH --sightings-file PATH`` (taint analysis on), each line 
 canaries of PATH (``.baton/taint_canaries.jsonl``, read again when it changes, looked at once a second at most)
 and every one found is appended to the sightings file as ``{fingerprint, kind, node, direction: "log", part:
 stdout|stderr, time, pid}`` (one per canary and line), for the conductor to judge: canary data must not be
-logged. The sightings file is appended under an flock and rotated past 10 MiB to ``.1``.
+logged. The sightings file is appended under an flock and rotated past 10 MiB to ``.1``. While canaries are
+active the pump also says how far it has got in ``.baton/logpumps/<pid>.json`` (``_Progress``), so that the taint
+soak waits for every pump to scan for its canaries and to catch up, rather than for a guessed time.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from datetime import UTC, datetime
@@ -201,10 +205,10 @@ class _Taint:
         self.seen: tuple[int, int, int] | None = None
         self.next_check = 0.0
 
-    def _refresh(self) -> None:
+    def _refresh(self, force: bool = False) -> None:
         with self.lock:
             now = time.monotonic()
-            if now < self.next_check:
+            if now < self.next_check and not force:
                 return
             self.next_check = now + self.CHECK_S
             try:
@@ -261,9 +265,27 @@ class _Taint:
             pass  # the project is going away, or the disk is full: the sighting is lost like the line would be
 
 
-def _pump(stream, name: str, node: str, out: _Output, taint: _Taint | None = None) -> None:
+class _Reader:
+    """What one pump thread is doing, for ``_Progress``: waiting in ``readline`` or not, and lines done."""
+
+    __slots__ = ("fd", "reading", "lines")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.reading = False
+        self.lines = 0
+
+
+def _pump(stream, name: str, node: str, out: _Output, taint: _Taint | None = None,
+          reader: _Reader | None = None) -> None:
     instance = os.getpid()  # the pump leads the service's process group: the instance's recorded pid
-    for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):  # a longer line is cut into records
+    reader = reader or _Reader(-1)
+    while True:
+        reader.reading = True
+        raw = stream.readline(MAX_LINE_BYTES)  # a longer line is cut into records
+        reader.reading = False
+        if not raw:
+            break
         if taint is not None:
             taint.scan(raw, name, instance)
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -276,6 +298,69 @@ def _pump(stream, name: str, node: str, out: _Output, taint: _Taint | None = Non
             "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
         out.write(json.dumps(record) + "\n")
+        reader.lines += 1
+
+
+class _Progress:
+    """How far this pump has got, for the taint soak (taint analysis on): every ``TICK_S`` it reloads the
+    canaries when their file changed, and writes ``<state>/logpumps/<pid>.json`` holding ``registry``, the
+    version ([inode, size, mtime_ns]) of the canaries file it scans for, and ``caught_up``, a time before which
+    every line the service printed has been scanned: both pipes were empty and both readers waiting in
+    ``readline`` with no new line, at two ticks in a row (so a reader's buffer holds at most an unfinished line).
+    The file is rewritten only while canaries are active (a soak is running) and removed at exit."""
+
+    TICK_S = 0.1
+
+    def __init__(self, taint: _Taint, readers: list[_Reader], node: str) -> None:
+        self.taint = taint
+        self.readers = readers
+        self.path = os.path.join(os.path.dirname(taint.canaries), "logpumps", f"{os.getpid()}.json")
+        self.node = node
+        self.written: tuple[object, float] | None = None
+        self.last: tuple[float, tuple[tuple[bool, int], ...]] | None = None  # the previous quiet tick
+        self.caught_up = 0.0
+
+    def run(self) -> None:
+        while True:
+            self.tick()
+            time.sleep(self.TICK_S)
+
+    def tick(self) -> None:
+        now = time.time()
+        self.taint._refresh(force=True)
+        snapshot = tuple((r.reading, r.lines) for r in self.readers)
+        quiet = all(reading for reading, _ in snapshot) and not any(_readable(r.fd) for r in self.readers)
+        if quiet and self.last is not None and self.last[1] == snapshot:
+            self.caught_up = self.last[0]
+        self.last = (now, snapshot) if quiet else None
+        registry = self.taint.seen
+        if self.written is not None and (not self.taint.active or self.written == (registry, self.caught_up)):
+            return  # no soak running (nothing to report) or nothing new
+        self.written = (registry, self.caught_up)
+        record = {"pid": os.getpid(), "node": self.node, "registry": list(registry) if registry else None,
+                  "caught_up": self.caught_up, "written": now}
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            temporary = f"{self.path}.tmp"
+            with open(temporary, "w", encoding="utf-8") as file:
+                file.write(json.dumps(record))
+            os.replace(temporary, self.path)
+        except OSError:
+            pass  # the project is going away: nobody waits for this pump
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _readable(fd: int) -> int:
+    """Bytes waiting in pipe ``fd`` (0 when it cannot be asked)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 def lease_gone(path: str) -> bool:
@@ -364,10 +449,15 @@ def main(argv: list[str] | None = None) -> int:
     taint = None
     if args.taint_file is not None:  # absolute: the pump may outlive its working directory
         taint = _Taint(os.path.abspath(args.taint_file), os.path.abspath(args.sightings_file), args.node)
-    pumps = [threading.Thread(target=_pump, args=(s, n, args.node, out, taint), daemon=True)
-             for s, n in ((child.stdout, "stdout"), (child.stderr, "stderr"))]
+    streams = ((child.stdout, "stdout"), (child.stderr, "stderr"))
+    readers = [_Reader(stream.fileno()) for stream, _ in streams]
+    pumps = [threading.Thread(target=_pump, args=(stream, name, args.node, out, taint, reader), daemon=True)
+             for (stream, name), reader in zip(streams, readers, strict=True)]
     for pump in pumps:
         pump.start()
+    progress = _Progress(taint, readers, args.node) if taint is not None else None
+    if progress is not None:
+        threading.Thread(target=progress.run, daemon=True).start()
     if lease is not None:
         threading.Thread(target=_watch_lease, args=(lease, interval, child), daemon=True).start()
     code = child.wait()
@@ -375,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     for pump in pumps:
         pump.join(max(0.0, deadline - time.monotonic()))
     out.close()
+    if progress is not None:
+        progress.remove()
     return code if code >= 0 else 128 - code
 
 

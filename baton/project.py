@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from baton.errors import BatonError, LockTimeout, ProjectError
+from baton.errors import BatonError, ProjectError
 
 if TYPE_CHECKING:  # the config models cost ~0.1 s to import: warm commands through the conductor skip them
     from baton.config import CircuitConfig, YamlDocument
@@ -128,21 +128,12 @@ class Project:
     @contextlib.contextmanager
     def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the project lock: one editing command at a time per project."""
-        from filelock import FileLock, Timeout
+        from baton.locking import held
 
         self.state_dir.mkdir(exist_ok=True)
-        lock = FileLock(str(self.state_dir / "project.lock"), thread_local=False)
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise LockTimeout(
-                f"another baton command has held {self.label(lock.lock_file)} for {timeout:.0f} s; "
-                "wait for it to finish and retry."
-            ) from None
-        try:
+        path = self.state_dir / "project.lock"
+        with held(path, timeout, "another baton command", label=self.label(path)):
             yield
-        finally:
-            lock.release()
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[YamlDocument]:

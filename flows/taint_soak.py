@@ -16,7 +16,7 @@ from baton.taint.soak import SoakFailed, failure_summary, seed_plan, summarize
 from tasks.audit import label_run
 from tasks.context import open_circuit, project_locked
 from tasks.taint import clear_canaries, push_canaries, seed_canaries
-from tasks.taint_soak import drive_soak_traffic, judged_violations, keep_soak_report
+from tasks.taint_soak import drive_soak_traffic, judged_violations, keep_soak_report, log_pumps_scanning
 
 __all__ = ["taint_soak"]
 
@@ -38,6 +38,7 @@ async def taint_soak(root: str = "", tiers: list[str] | None = None, duration_s:
     async with project_locked(root):
         canaries = await seed_canaries(root, plan)
         await push_canaries(root)
+    await log_pumps_scanning(root)
     started = time.time()
     sent = await drive_soak_traffic(root, canaries, duration_s, rate)
     ended = time.time()

@@ -17,6 +17,7 @@ import aiohttp
 from baton.canary import CanaryPolicy, Observation, Phase, TargetStats, aborted, decide, in_flight_refusal
 from baton.errors import UsageError
 from baton.state import CanaryRecord, ServiceSlot, now_iso
+from baton.telemetry.dora import OUTCOME_ARTIFACT
 from tasks.context import open_circuit, retry_transient, step
 from tasks.reconcile import retire
 from tasks.services import stop_service
@@ -145,8 +146,23 @@ async def conclude_canary(root: str, node: str) -> dict[str, Any]:
     for slot in retired:
         retire(state, slot)
     circuit.store.save(state)
+    await _record_outcome(node, promoted, record.weight)
     return {"node": node, "concluded": True, "outcome": record.phase, "serving": winner.port,
             "warm": loser.port if keep else None, "retired": [slot.model_dump() for slot in retired]}
+
+
+async def _record_outcome(node: str, promoted: bool, weight: int) -> None:
+    """The canary's conclusion as a table artifact of the run (key ``canary-outcome``): what ``baton dora`` reads
+    (``baton.telemetry.dora.outcome_from_artifact``). The conclusion stands without it: a failure is logged."""
+    from prefect import get_run_logger
+    from prefect.artifacts import acreate_table_artifact
+
+    row = {"node": node, "outcome": "promoted" if promoted else "rolled-back", "at": time.time(), "weight": weight}
+    try:
+        await acreate_table_artifact(table=[row], key=OUTCOME_ARTIFACT,
+                                     description=f"canary on {node}: {row['outcome']}")
+    except Exception as exc:  # noqa: BLE001 - the API being away must not undo a concluded canary
+        get_run_logger().warning("the canary's outcome could not be recorded as an artifact: %s", exc)
 
 
 @step("revert-to-warm-version", retries=2, retry_delay_seconds=0.5, retry_condition_fn=retry_transient)

@@ -25,14 +25,14 @@ from baton.taint.soak import (
 from baton.wiring import node_url, tls_on
 from tasks.context import open_circuit, progress_lines, step
 
-__all__ = ["drive_soak_traffic", "judged_violations", "keep_soak_report", "REPORT_FILE"]
+__all__ = ["drive_soak_traffic", "judged_violations", "keep_soak_report", "log_pumps_scanning", "REPORT_FILE"]
 
 REPORT_FILE = "taint_report.json"
 MAX_IN_FLIGHT = 16
 REQUEST_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 5.0
-LOG_SETTLE_S = 2.5  # a log pump notices new canaries within 1 s and writes a sighting as the line is printed
 COLLECT_EVERY_S = 0.25
+PUMPS_WAIT_S = 30.0  # how long the soak waits for the log pumps (to load the canaries, to catch up) at most
 
 
 def _client_tls(state_dir: Path) -> ssl.SSLContext | None:
@@ -148,21 +148,50 @@ async def keep_soak_report(root: str, report: dict[str, Any]) -> str:
     return str(path)
 
 
+@step("wait-log-pumps-scanning")
+async def log_pumps_scanning(root: str) -> dict[str, Any]:
+    """Wait until every live log pump scans for the canaries just seeded (a line printed before would be
+    scanned for the old set); after ``PUMPS_WAIT_S`` go on and name the pumps that did not."""
+    from baton.taint.pumps import live_pumps, not_scanning, registry_version
+
+    state_dir = open_circuit(root).state_dir
+    deadline = time.monotonic() + PUMPS_WAIT_S
+    while True:
+        pumps = await asyncio.to_thread(live_pumps, state_dir)
+        waiting = not_scanning(pumps, registry_version(state_dir))
+        if not waiting or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(COLLECT_EVERY_S)
+    if waiting:
+        progress_lines()(f"the log pumps of {', '.join(waiting)} did not load the canaries within "
+                         f"{PUMPS_WAIT_S:.0f} s; their logs may be scanned late")
+    return {"pumps": len(pumps), "not_scanning": waiting}
+
+
 @step("judge-soak-sightings")
 async def judged_violations(root: str, fingerprints: list[str], traffic_ended: float) -> list[dict[str, Any]]:
     """Collect until every sighting of the soak is judged, then every violation of its canaries (oldest first).
 
     Adapters record a sighting as the bytes pass, so once the traffic has been answered one pass reads them all;
-    the log pumps write theirs asynchronously (each re-reads the canaries at most once a second), so passes go on
-    until one finds nothing new and :data:`LOG_SETTLE_S` has passed since the traffic ended."""
+    the log pumps write theirs as they scan the services' output, so passes go on until every live pump has
+    scanned every line printed before the traffic ended (``baton.taint.pumps``) and a pass finds nothing new
+    (within ``PUMPS_WAIT_S``; then the pumps still behind are named)."""
     from baton.taint.collector import CursorStore, collect_once
+    from baton.taint.pumps import behind, live_pumps
     from baton.taint.violations import load_violations
 
     circuit = open_circuit(root)
     store = CursorStore(circuit.state_dir)
+    deadline = time.monotonic() + PUMPS_WAIT_S
     while True:
+        late = behind(await asyncio.to_thread(live_pumps, circuit.state_dir), traffic_ended)
         found = await collect_once(circuit.config, circuit.state_dir, store)
-        if not found and time.time() - traffic_ended >= LOG_SETTLE_S:
+        if not found and not late:
+            break
+        if time.monotonic() > deadline:
+            if late:
+                progress_lines()(f"the log pumps of {', '.join(late)} had not caught up {PUMPS_WAIT_S:.0f} s after "
+                                 "the traffic; lines they had not scanned yet are not judged")
             break
         await asyncio.sleep(COLLECT_EVERY_S)
     ours = set(fingerprints)

@@ -4,17 +4,15 @@ writes that put them there (atomic; keys of mode 0600)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from baton.config.document import atomic_write_text
-from baton.errors import LockTimeout, UsageError
+from baton.errors import UsageError
+from baton.locking import held
 
 __all__ = ["TLS_DIRNAME", "LOCK_TIMEOUT_S", "TlsLayout"]
 
@@ -103,23 +101,8 @@ class TlsLayout:
     def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         """Hold the TLS lock (an ``flock``, released by the kernel if this process dies) for a change."""
         self.ensure_dirs()
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"another baton process has held {self.lock_file} for {timeout:.0f} s; wait for it to "
-                            "finish and retry."
-                        ) from None
-                    time.sleep(0.02)
+        with held(self.lock_file, timeout, "another baton process", mode=0o600):
             yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
 
     def write_secret(self, path: Path, text: str) -> None:
         """Write a private key atomically, mode 0600 from its first byte."""

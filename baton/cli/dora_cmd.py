@@ -22,7 +22,7 @@ def _runs(project: Any, since: float) -> tuple[list[Any], list[Any]]:
 
     from baton.history import HistoryClient, epoch
     from baton.prefect_server import ensure_server
-    from baton.telemetry.dora import ActionRun, canary_outcome
+    from baton.telemetry.dora import OUTCOME_ARTIFACT, ActionRun, canary_outcome, outcome_from_artifact
 
     client = HistoryClient(ensure_server().api_url)
     summaries = client.runs(circuit=project.load().name, since=datetime.fromtimestamp(since - CONTEXT_S, UTC),
@@ -32,7 +32,13 @@ def _runs(project: Any, since: float) -> tuple[list[Any], list[Any]]:
             for s in summaries if not s.subflow]
     canaries = {r.id: r for r in runs if r.action in CANARY_RUNS}
     outcomes = []
-    for line in client.logs(list(canaries)) if canaries else ():
+    for run_id, data in client.artifacts(list(canaries), OUTCOME_ARTIFACT) if canaries else ():
+        outcome = outcome_from_artifact(canaries[run_id], data) if run_id in canaries else None
+        if outcome is not None:
+            outcomes.append(outcome)
+    recorded = {o.run_id for o in outcomes}
+    older = [run_id for run_id in canaries if run_id not in recorded]  # runs from before the artifact: their logs
+    for line in client.logs(older) if older else ():
         outcome = canary_outcome(canaries[line.run_id], line.message, line.at) if line.at is not None else None
         if outcome is not None:
             outcomes.append(outcome)
@@ -41,7 +47,7 @@ def _runs(project: Any, since: float) -> tuple[list[Any], list[Any]]:
 
 def _custodian_events(project: Any) -> tuple[list[Any], bool]:
     from baton.eventlog import EVENTS_FILE
-    from baton.taint.jsonl import read_lines
+    from baton.jsonl import read_lines
     from baton.telemetry.dora import CustodianEvent
 
     path = project.state_dir / EVENTS_FILE

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import aiohttp
 
 from baton.dashboard.model import AdapterAnswers, Dashboard, Inputs, Sample, aggregate
 from baton.errors import BatonError
+from baton.jsonl import tail_lines
 
 __all__ = ["Collector", "ViolationCounts", "tail_records"]
 
@@ -37,25 +37,7 @@ CustodySource = Callable[[], Mapping[str, Any] | None]
 def tail_records(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
     """The JSON objects of the last ``max_bytes`` of a JSON-lines file, oldest first (a cut first line and
     unparsable lines are skipped; a missing file is empty)."""
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            start = max(0, size - max_bytes)
-            handle.seek(start)
-            data = handle.read()
-    except OSError:
-        return []
-    if start:
-        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
-    found = []
-    for raw in data.splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            found.append(record)
-    return found
+    return list(tail_lines(path, max_bytes).records)
 
 
 class ViolationCounts:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from typing import Any
 
 from baton.config.document import atomic_write_text
 from baton.control import ControlClient, ControlError
-from baton.errors import BatonError
+from baton.locking import held_async
 from baton.eventlog import append_event
 from baton.state import StateStore
 from baton.taint.judge import judge
@@ -84,21 +83,8 @@ class CursorStore:
 async def collector_lock(state_dir: Path, timeout_s: float = LOCK_WAIT_S) -> AsyncIterator[None]:
     """The exclusive flock on ``.baton/taint.lock`` a pass (or a clear) holds; waits without blocking the loop."""
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(Path(state_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BatonError(f"another taint collection has held {Path(state_dir) / LOCK_FILE} for "
-                                     f"{timeout_s:.0f} s; wait for it and retry.") from None
-                await asyncio.sleep(0.05)
+    async with held_async(Path(state_dir) / LOCK_FILE, timeout_s, "another taint collection"):
         yield
-    finally:
-        os.close(fd)
 
 
 def running_nodes(config: Any, state_dir: Path) -> list[str]:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from baton.circuit import CircuitGraph
 from baton.errors import UsageError
-from baton.taint.jsonl import append_lines, read_lines, rewrite_lines
+from baton.jsonl import append_lines, read_lines, rewrite_lines
 
 __all__ = ["CANARIES_FILE", "MAX_CANARIES", "Canary", "Registry", "generation", "load_canaries", "plan_seed",
            "append_canaries", "clear_registry", "save_canaries", "taint_body", "require_taint", "tiers_of_kinds"]

@@ -3,15 +3,13 @@ the file becomes ``.1``, the previous ``.1`` is dropped), and the grouping ``bat
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from baton.taint.jsonl import append_lines, read_lines, rewrite_lines
+from baton.jsonl import append_lines, read_lines, rewrite_lines, tail_lines
 
 __all__ = ["VIOLATIONS_FILE", "VIOLATIONS_MAX_BYTES", "Violation", "append_violations", "load_violations",
            "clear_violations", "group_violations", "violation_summary"]
@@ -81,18 +79,12 @@ def violation_summary(state_dir: Path) -> dict[str, Any]:
         except OSError:
             continue
     last = None
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - TAIL_BYTES))
-            for raw in reversed(handle.read().splitlines()):
-                try:
-                    last = Violation.model_validate(json.loads(raw)).model_dump()
-                    break
-                except (ValueError, ValidationError):
-                    continue
-    except OSError:
-        pass
+    for record in reversed(tail_lines(path, TAIL_BYTES).records):
+        try:
+            last = Violation.model_validate(record).model_dump()
+            break
+        except ValidationError:
+            continue
     return {"count": count, "last": last}
 
 

@@ -2,7 +2,8 @@
 out; the CLI reads them from Prefect's run history).
 
 - **Deployment frequency**: changes that reached users, per day: completed ``slot``, ``swap``, ``deploy`` and
-  ``apply`` runs, and canary promotions (a canary's "Promotion complete" decision, in whichever run took it).
+  ``apply`` runs, and canary promotions (the ``canary-outcome`` artifact of whichever run concluded the canary;
+  for runs from before it, the "Promotion complete" decision in their logs).
 - **Lead time**: from the start of the run that made a change to the new version serving: the end of that
   completed run; for a canary, from the start of its ``route-canary`` run to its promotion.
 - **Change failure rate**: failed changes over all changes (capped at 100 %): change runs that ended Failed or
@@ -19,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ActionRun", "CanaryOutcome", "CustodianEvent", "DoraReport", "canary_outcome", "dora_report",
+__all__ = ["OUTCOME_ARTIFACT", "ActionRun", "CanaryOutcome", "CustodianEvent", "DoraReport", "canary_outcome",
+           "dora_report", "outcome_from_artifact",
            "CHANGE_ACTIONS", "DEPLOY_ACTIONS", "HEAL_ACTIONS"]
 
 DEPLOY_ACTIONS = ("slot", "swap", "deploy", "apply")
@@ -28,6 +30,7 @@ CHANGE_ACTIONS = (*DEPLOY_ACTIONS, CANARY_ACTION)
 REVERT_ACTION = "route-revert"
 HEAL_ACTIONS = ("heal-restart", "heal-mock", "heal-adapter")
 FAILED_STATES = ("Failed", "Crashed")
+OUTCOME_ARTIFACT = "canary-outcome"  # the table artifact a canary's run records its conclusion in (tasks.canary)
 PROMOTED_PREFIX = "Promotion complete"
 ROLLBACK_PREFIX = "Rollback:"
 UNHEALTHY = ("failing", "restarting", "restarted", "mocking", "faulted")
@@ -68,8 +71,24 @@ class CustodianEvent:
     at: float
 
 
+def outcome_from_artifact(run: ActionRun, data: object) -> CanaryOutcome | None:
+    """The outcome a ``canary-outcome`` artifact of ``run`` records (its data: the table, as JSON text or parsed),
+    if it is one."""
+    import json
+
+    try:
+        rows = json.loads(data) if isinstance(data, str) else data
+        row = rows[0]
+        outcome, at = row["outcome"], float(row["at"])
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if outcome not in ("promoted", "rolled-back"):
+        return None
+    return CanaryOutcome(run.id, str(row.get("node") or run.node), at, outcome == "promoted")
+
+
 def canary_outcome(run: ActionRun, message: str, at: float) -> CanaryOutcome | None:
-    """The outcome a log line of ``run`` states, if it states one."""
+    """The outcome a log line of ``run`` states, if it states one (runs from before the outcome artifact)."""
     text = message.lstrip()
     if text.startswith(PROMOTED_PREFIX):
         return CanaryOutcome(run.id, run.node, at, True)

@@ -27,7 +27,7 @@ import aiohttp
 from baton.config.document import atomic_write_text
 from baton.errors import BatonError
 from baton.state import StateStore
-from baton.taint.jsonl import append_lines, tail_lines
+from baton.jsonl import append_lines, tail_lines
 from baton.telemetry.cursor import RingCursor, split_window
 from baton.telemetry.metrics import snapshot_record
 from baton.telemetry.service_events import to_service_event

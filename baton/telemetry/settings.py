@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baton.taint.jsonl import Lines, read_lines, rotated_paths
+from baton.jsonl import Lines, read_lines, rotated_paths
 
 __all__ = ["CURSORS_FILE", "INTERVAL_ENV", "METRICS_FILE", "SERVICE_EVENTS_FILE", "SIGNALS_FILE",
            "TelemetrySettings", "read_recent", "read_records"]

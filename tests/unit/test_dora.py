@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from baton.telemetry.dora import ActionRun, CanaryOutcome, CustodianEvent, canary_outcome, dora_report
+from baton.telemetry.dora import (
+    ActionRun,
+    CanaryOutcome,
+    CustodianEvent,
+    canary_outcome,
+    dora_report,
+    outcome_from_artifact,
+)
 
 DAY = 86400.0
 T0 = 1_700_000_000.0
@@ -56,6 +63,18 @@ def test_a_canary_counts_when_promoted_with_its_lead_time_from_its_start() -> No
     assert report.lead_times_s == (301.0,)
     assert data["change_failure_rate"] == {"changes": 2, "failures": 1, "rate": 0.5,
                                            "by_kind": {"canary-rollbacks": 1}}
+
+
+def test_a_canary_outcome_is_read_from_its_runs_artifact() -> None:
+    import json
+
+    tick = run(2, "canary-tick", start=300, took=1)
+    table = [{"node": "api", "outcome": "promoted", "at": T0 + 301, "weight": 100}]
+    assert outcome_from_artifact(tick, json.dumps(table)) == CanaryOutcome("r2", "api", T0 + 301, True)
+    assert outcome_from_artifact(tick, [{**table[0], "outcome": "rolled-back"}]).promoted is False  # type: ignore[union-attr]
+    for broken in ("not json", "[]", json.dumps([{"outcome": "promoted"}]), json.dumps([{**table[0], "outcome": "?"}]),
+                   None, 42):
+        assert outcome_from_artifact(tick, broken) is None
 
 
 def test_change_failure_rate_counts_failed_crashed_rollbacks_and_reverts_once_each() -> None:

@@ -101,3 +101,41 @@ def test_one_taint_argument_alone_is_refused(tmp_path: Path) -> None:
                              "--taint-file", str(tmp_path / "c"), "--", "true"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 2 and "--taint-file and --sightings-file go together" in result.stderr
+
+
+def test_the_pump_says_which_canaries_it_scans_for_and_when_it_has_caught_up(tmp_path: Path) -> None:
+    from baton.taint.pumps import behind, live_pumps, not_scanning
+
+    state = tmp_path
+    (state / "taint_canaries.jsonl").write_text("")
+    program = tmp_path / "service.py"
+    program.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "baton.logpump", "--node", "api", "--out", str(tmp_path / "log.jsonl"),
+                             "--taint-file", str(state / "taint_canaries.jsonl"), "--sightings-file",
+                             str(state / "sightings.jsonl"), "--", sys.executable, str(program)])
+    try:
+        from baton.taint.pumps import registry_version
+
+        def until(predicate, timeout: float = 20.0):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                value = predicate()
+                if value:
+                    return value
+                time.sleep(0.05)
+            raise AssertionError("the pump did not get there")
+
+        until(lambda: live_pumps(state))  # written once with no canary active
+        seeded = _seed(state, ["email"])  # a soak seeds: the pump scans for the new file within a tick
+        (state / "canaries.jsonl").replace(state / "taint_canaries.jsonl")
+        version = registry_version(state)
+        until(lambda: not not_scanning(live_pumps(state), version))
+        ended = time.time()
+        until(lambda: not behind(live_pumps(state), ended))  # idle service: caught up past the traffic's end
+        (pump,) = live_pumps(state)
+        assert pump.node == "api" and pump.pid == proc.pid and pump.caught_up >= ended
+        assert seeded["email"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not live_pumps(state) and not list((state / "logpumps").glob("*.json"))  # removed at exit

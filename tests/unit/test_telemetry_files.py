@@ -1,4 +1,4 @@
-"""The bounded JSON-lines files the telemetry pipelines append to (``baton.taint.jsonl``, generalised to N rotated
+"""The bounded JSON-lines files the telemetry pipelines append to (``baton.jsonl``, generalised to N rotated
 files): no file passes its cap, N rotated files are kept and the oldest dropped, reading goes through them oldest
 first, the tail of a file is read from its end, a file's lock-free readers never crash on a cut line."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from baton.taint.jsonl import append_lines, read_lines, rewrite_lines, rotated_paths, tail_lines
+from baton.jsonl import append_lines, read_lines, rewrite_lines, rotated_paths, tail_lines
 
 
 def _record(i: int, pad: int = 40) -> dict:

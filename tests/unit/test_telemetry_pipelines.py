@@ -19,7 +19,7 @@ from aiohttp import web
 from baton.config import CircuitConfig
 from baton.control import ensure_token_file
 from baton.state import AdapterHost, CircuitState, StateStore
-from baton.taint.jsonl import read_lines
+from baton.jsonl import read_lines
 from baton.telemetry import CURSORS_FILE, METRICS_FILE, SERVICE_EVENTS_FILE, SIGNALS_FILE, TelemetrySettings
 from baton.telemetry.pipelines import CursorStore, TelemetryPump
 from baton_adapter.events import EventLog

@@ -1,4 +1,4 @@
-"""JSON-lines files under ``.baton/`` (taint analysis, telemetry): read leniently (a corrupt line is skipped and
+"""JSON-lines files under ``.baton/`` (taint analysis, telemetry, the dashboard, DORA): read leniently (a corrupt line is skipped and
 counted, never a crash), appended and rewritten under an flock on ``<file>.lock``, rewritten atomically, and
 bounded by rotation: past ``max_bytes`` the file becomes ``<file>.1``, the previous ``.1`` becomes ``.2`` and so on
 up to ``keep`` rotated files (the oldest is dropped)."""
@@ -6,7 +6,6 @@ up to ``keep`` rotated files (the oldest is dropped)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -15,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from baton.config.document import atomic_write_text
+from baton.locking import held
 
 __all__ = ["Lines", "append_lines", "file_lock", "read_lines", "rewrite_lines", "rotated_paths", "tail_lines"]
+
+LOCK_TIMEOUT_S = 30.0  # appends and rewrites are short: a lock held this long is held by a stuck process
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def tail_lines(path: Path, max_bytes: int) -> Lines:
             start = max(0, size - max_bytes)
             handle.seek(start)
             data = handle.read()
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, or unreadable: nothing to show
         return Lines(())
     if start:
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
@@ -88,16 +90,12 @@ def tail_lines(path: Path, max_bytes: int) -> Lines:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock on ``<path>.lock`` (a file of its own, so that an atomic replace of ``path`` does not
+def file_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (a file of its own, so that an atomic replace of ``path`` does not
     take the lock away with the old inode)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held(path.with_name(path.name + ".lock"), timeout_s, "another baton process"):
         yield
-    finally:
-        os.close(fd)  # releases the flock
 
 
 def _encode(records: Iterable[dict[str, Any]]) -> str:
