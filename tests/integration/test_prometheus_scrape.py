@@ -11,6 +11,8 @@ the quantisation of a count read between two requests is 2 requests in 160 (1.3 
 counts; a sender that stalls catches up within the window. The rest of the 15 % is room for a CI machine
 under load (two CPU-bound test processes beside this one), and the median shrugs off a point next to a stall.
 The totals are exact (``sum by (node) (baton_requests_total)`` once Prometheus has scraped after the load).
+The scrape configuration is the README's (checked by ``promtool check config``), and the README's PromQL lines
+are evaluated as written.
 """
 
 from __future__ import annotations
@@ -47,6 +49,34 @@ def _prometheus() -> str:
                         "prometheus)")
         pytest.skip("the prometheus server is not installed (Debian's prometheus package; .ci/run installs it)")
     return found
+
+
+def _promtool(prometheus: str) -> str:
+    return shutil.which("promtool") or str(Path(prometheus).with_name("promtool"))
+
+
+def _readme_section() -> str:
+    from baton_cli import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("#### Every adapter speaks Prometheus")
+    return readme[start:readme.index("\n#### ", start + 1)]
+
+
+def _readme_scrape_config() -> dict:
+    import re
+
+    import yaml
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", _readme_section(), re.S)
+    return yaml.safe_load(block)
+
+
+def _readme_promql() -> list[str]:
+    import re
+
+    (block,) = re.findall(r"```promql\n(.*?)```", _readme_section(), re.S)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def _circuit(project: Path) -> dict[str, dict[str, int]]:
@@ -111,11 +141,16 @@ def test_prometheus_scrapes_every_adapter_and_promql_gives_back_the_traffic_sent
     assert token_file.exists()
     targets = [f"127.0.0.1:{p['management_port']}" for p in ports.values()]
     config = tmp_path / "prometheus.yml"
+    scrape = _readme_scrape_config()  # the README's, as written, with this project's token file and ports
+    job = scrape["scrape_configs"][0]
+    job["authorization"]["credentials_file"] = str(token_file)
+    job["static_configs"][0]["targets"] = targets
+    job["static_configs"][0]["labels"] = {"circuit": "promdrill"}
     config.write_text(json.dumps({  # YAML is a superset of JSON
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "baton", "metrics_path": "/metrics/prometheus",
-                            "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-                            "static_configs": [{"targets": targets, "labels": {"circuit": "promdrill"}}]}]}))
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}, **scrape}))
+    check = subprocess.run([_promtool(binary), "check", "config", str(config)], capture_output=True, text=True,
+                           timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
     web = free_port()
     base = f"http://127.0.0.1:{web}"
     log = (tmp_path / "prometheus.log").open("wb")
@@ -164,6 +199,13 @@ def test_prometheus_scrapes_every_adapter_and_promql_gives_back_the_traffic_sent
             assert abs(median - rate) <= TOLERANCE * rate, (node, median, rates[node])
         by_instance = _query(base, "/api/v1/query", query="count by (instance) (baton_active_connections)")
         assert {r["metric"]["instance"] for r in by_instance["result"]} == set(targets)
+        # the README's PromQL, as written, evaluated at the load's steady middle
+        at = f"{(started + ended) / 2 + 3:.3f}"
+        per_second, error_ratio, p99 = (_query(base, "/api/v1/query", query=q, time=at) for q in _readme_promql())
+        assert set(_by_node(per_second)) == set(RATES)
+        assert set(_by_node(error_ratio).values()) == {0.0}
+        quantiles = _by_node(p99)
+        assert all(0 < quantiles[node] < 10 for node in RATES), p99  # seconds; users served nothing (NaN)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -62,3 +62,28 @@ def test_the_observability_commands_run_as_written(tmp_path: Path) -> None:
     finally:
         run_baton("down", "--all", cwd=project, timeout=120)
     assert not processes_under(project)
+
+
+def test_the_readme_curl_posts_a_service_event_with_the_events_token(tmp_path: Path) -> None:
+    """The README's `curl` as a slotted service runs it: BATON_CONTROL_PORT and BATON_EVENTS_TOKEN from its
+    environment (a service started by hand reads the token from .baton/events_token, as here)."""
+    section = re.search(r"#### Service events from services\n.*?(?=\n#### )", (ROOT / "README.md").read_text(), re.S)
+    assert section, "the README has no service events section"
+    (curl,) = re.findall(r"```bash\n(.*?)```", section.group(0), re.S)
+    project = tmp_path / "events"
+    ok(run_baton("init", str(project), "--name", "events"))
+    api = free_port()
+    ok(run_baton("node", "add", "api", "--port", str(api), cwd=project))
+    try:
+        ok(run_baton("up", "--mock", cwd=project, timeout=180, env={"BATON_NO_SCHEDULES": "0"}))  # pipelines run
+        node = ok(run_baton("status", "--json", cwd=project)).json()["nodes"][0]
+        token = (project / ".baton" / "events_token").read_text().strip()
+        env = {**os.environ, "BATON_CONTROL_PORT": str(node["management_port"]), "BATON_EVENTS_TOKEN": token}
+        posted = subprocess.run(["bash", "-c", "set -euo pipefail\n" + curl], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert posted.returncode == 0, posted.stderr
+        events = wait_for(lambda: [e for e in ok(run_baton("events", "--json", cwd=project)).json()["events"]
+                                   if e.get("type") == "cache-warm"], 30, "the posted event in `baton events`")
+        assert events[0]["message"] == "warmed 42 keys" and events[0]["node_name"] == "api"
+    finally:
+        run_baton("down", "--all", cwd=project, timeout=120)
