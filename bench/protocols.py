@@ -8,6 +8,9 @@ In one run:
   ``.proto`` to compile). Target: through the adapter at least 0.5 of direct calls/s.
 - **TCP throughput**: one connection writing ``--tcp-mib`` MiB into a backend that discards them and answers the
   count at EOF, directly and through a ``tcp`` node: MiB/s.
+- **SOAP**: ``--callers`` aiohttp clients posting a SOAP 1.1 request (``SOAPAction`` header) to an aiohttp service
+  answering a 2 KB envelope, directly and through a ``soap`` node (action normalized, every answer scanned for a
+  Fault): requests/s; the clients run in this process, so the ratio is what the node costs a Python client.
 
     python bench/protocols.py [--duration 5] [--callers 8] [--tcp-mib 512]
 """
@@ -51,6 +54,30 @@ async def main():
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 asyncio.run(main())
 """
+
+
+SOAP_SERVER = """
+import asyncio, sys
+from aiohttp import web
+ANSWER = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+          b'<QuoteResponse xmlns="urn:bench">' + b'<line>quoted</line>' * 90 + b'</QuoteResponse></soap:Body>'
+          b'</soap:Envelope>')
+async def quote(request):
+    await request.read()
+    return web.Response(body=ANSWER, content_type="text/xml")
+async def main():
+    app = web.Application()
+    app.router.add_post("/quote", quote)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+asyncio.run(main())
+"""
+SOAP_REQUEST = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+                b'<Quote xmlns="urn:bench"><sku>A-1</sku></Quote></soap:Body></soap:Envelope>')
 
 
 def start_script(code: str) -> tuple[subprocess.Popen[str], int]:
@@ -113,6 +140,33 @@ def tcp_throughput(port: int, mib: int) -> float:
     return mib / elapsed
 
 
+def soap_load(port: int, duration: float, callers: int) -> float:
+    """SOAP requests/s of ``callers`` keep-alive aiohttp clients for ``duration`` seconds (every answer checked)."""
+    import asyncio
+
+    import aiohttp
+
+    async def run() -> float:
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:bench#Quote"'}
+        done = 0
+        async with aiohttp.ClientSession() as session:
+            deadline = time.perf_counter() + duration
+
+            async def caller() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    async with session.post(f"http://127.0.0.1:{port}/quote", data=SOAP_REQUEST, headers=headers) as r:
+                        body = await r.read()
+                        assert r.status == 200 and b"QuoteResponse" in body, (r.status, body[:200])
+                        done += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(callers)))
+            return done / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
@@ -143,6 +197,15 @@ def main() -> None:
         proxied = tcp_throughput(tcp_port, args.tcp_mib)
         print(f"TCP, one connection writing {args.tcp_mib} MiB: direct {raw:.0f} MiB/s, adapter {proxied:.0f} MiB/s "
               f"({proxied / raw:.2f})")
+        soap_server, soap_port = start_script(SOAP_SERVER)
+        procs.append(soap_server)
+        soap_adapter, soap_node = start_adapter("soap", soap_port)
+        procs.append(soap_adapter)
+        soap_load(soap_port, 1.0, args.callers)  # warm-up
+        soap_direct = soap_load(soap_port, args.duration, args.callers)
+        soap_through = soap_load(soap_node, args.duration, args.callers)
+        print(f"SOAP, {args.callers} clients, 2 KB answers: direct {soap_direct:.0f} req/s, adapter {soap_through:.0f} "
+              f"req/s ({soap_through / soap_direct:.2f})")
     finally:
         for proc in procs:
             if proc.stdin is not None:
