@@ -46,26 +46,50 @@ __all__ = ["TcpHandler", "TcpProxyProtocol"]
 
 
 class _Upstream(asyncio.Protocol):
-    """The backend side of one spliced connection."""
+    """The backend side of one spliced connection. Until the client side takes it (``attach``), what the backend
+    does is kept and then replayed in order: a backend that speaks first (a greeting, as SMTP's or MySQL's) can
+    send before the connecting coroutine has resumed."""
 
-    __slots__ = ("client", "transport")
+    __slots__ = ("client", "transport", "early")
 
     def __init__(self, client: TcpProxyProtocol) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
+        self.early: list[bytes | None | Exception] | None = []  # data, None for EOF, or how it was lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def attach(self) -> None:
+        """The client side has taken this connection: replay what came before."""
+        early, self.early = self.early, None
+        for event in early or ():
+            if isinstance(event, bytes):
+                self.data_received(event)
+            elif event is None:
+                if not self.eof_received() and self.transport is not None:
+                    self.transport.close()
+            else:
+                self.connection_lost(event)
+
     def data_received(self, data: bytes) -> None:
+        if self.early is not None:
+            self.early.append(bytes(data))
+            return
         client = self.client
         client.last_io = client.node.loop.time()
         client.from_backend(data)
 
     def eof_received(self) -> bool:
+        if self.early is not None:
+            self.early.append(None)
+            return True  # kept open until replayed
         return self.client.backend_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.early is not None:
+            self.early.append(exc or ConnectionResetError("the backend closed the connection"))
+            return
         self.client.upstream_lost()
 
     def pause_writing(self) -> None:
@@ -260,7 +284,8 @@ class TcpProxyProtocol(asyncio.Protocol):
             node.pool.mark_busy(target.addr, 1)  # counted from the pick: a drain waits for the connect too
             try:
                 async with asyncio.timeout(node.timeout_s):
-                    transport, _ = await loop.create_connection(lambda: _Upstream(self), target.host, target.port)
+                    transport, upstream = await loop.create_connection(lambda: _Upstream(self), target.host,
+                                                                       target.port)
             except asyncio.CancelledError:
                 node.pool.mark_busy(target.addr, -1)
                 raise
@@ -278,6 +303,7 @@ class TcpProxyProtocol(asyncio.Protocol):
                 transport.close()
                 return
             self._connected(target, transport)  # type: ignore[arg-type]
+            upstream.attach()
             return
 
     async def _hold(self) -> bool:

@@ -108,6 +108,57 @@ def test_a_connection_no_backend_takes_holds_until_the_heal_and_its_bytes_arrive
     run(main())
 
 
+GREETER = """
+import socket, sys, threading
+mode = sys.argv[1]
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+def serve(conn):
+    with conn:
+        conn.sendall(b"220 ready\\r\\n" if mode == "greet" else b"bye")
+        if mode == "greet":
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+            conn.sendall(b"echo:" + data)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
+@pytest.mark.parametrize("mode", ["greet", "hit-and-run"])
+def test_a_backend_that_speaks_first_is_heard_whatever_the_timing(mode: str) -> None:
+    """A greeting (as SMTP's or MySQL's) sent by another process the moment it accepts can arrive before the
+    adapter's connecting coroutine resumes: it is kept and relayed, as is a backend that greets and closes."""
+    import subprocess
+    import sys
+
+    backend = subprocess.Popen([sys.executable, "-c", GREETER, mode], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(backend.stdout.readline())  # type: ignore[union-attr]
+
+        async def main() -> None:
+            async with running_node(mode="tcp", backend={"port": port}) as node:
+                for i in range(100):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+                    if mode == "greet":
+                        assert await asyncio.wait_for(reader.readexactly(11), 10) == b"220 ready\r\n"
+                        writer.write(b"%d" % i)
+                        writer.write_eof()
+                        assert await asyncio.wait_for(reader.read(), 10) == b"echo:%d" % i
+                    else:
+                        assert await asyncio.wait_for(reader.read(), 10) == b"bye"
+                    writer.close()
+                await wait_for(lambda: node.telemetry.streams.open == 0)
+                assert node.telemetry.streams.targets["primary"].opened == 100
+
+        run(main())
+    finally:
+        backend.kill()
+        backend.wait(10)
+
+
 def test_unknown_mode_fails_to_start_with_the_registered_list() -> None:
     async def main() -> None:
         node = Node(node_config(mode="mqtt"))
