@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from baton.control import control_token
+from baton.control import control_token, events_token
 from baton.errors import BatonError
 from baton.waiting import wait_for_async
 from baton.state import CircuitState, now_iso
@@ -68,6 +68,7 @@ def launch_host(root: str, host_id: str, nodes: list[str]) -> dict[str, Any]:
     state = circuit.state()
     provider = circuit.provider(state)
     control_token(circuit.config, circuit.state_dir, create=True)  # a missing token_env variable fails here
+    events_token(circuit.config, circuit.state_dir, create=True)  # .baton/events_token, for services started by hand
     refuse_taken_ports(circuit, nodes)
     backends = {n: _backend_of(state, provider, n) for n in nodes}  # one state read, one provider, per host
     tls = circuit_tls(circuit, provider, nodes)
