@@ -74,7 +74,7 @@ from .grpc_call import (
 from .hold import MAX_HELD, MAX_REROUTES, NOWHERE, HeldCall, hold_delay
 from .grpc_mock_upstream import MockUpstream
 from .h2_upstream import WINDOW, H2Upstream
-from .listener import serve_tls
+from .listener import serve_node
 from .routing import Target
 
 if TYPE_CHECKING:
@@ -474,12 +474,4 @@ class GrpcHandler:
         self.name = name
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
-        loop = asyncio.get_running_loop()
-
-        def factory() -> asyncio.Protocol:
-            return GrpcProxyProtocol(node)
-
-        tls = node.tls
-        if tls is None:
-            return await loop.create_server(factory, host, port, backlog=1024, reuse_address=True)
-        return await serve_tls(factory, host, port, tls, node.limits.header_timeout_s)
+        return await serve_node(lambda: GrpcProxyProtocol(node), node, host, port)

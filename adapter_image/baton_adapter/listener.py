@@ -139,3 +139,13 @@ async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], host: str, port
     listener = TlsListener(sockets, factory, store, handshake_timeout_s)
     await listener.start_serving()
     return listener
+
+
+async def serve_node(factory: Callable[[], asyncio.BaseProtocol], node: Any, host: str,
+                     port: int) -> asyncio.AbstractServer:
+    """A protocol handler's data port: plain TCP, or TLS with the node's rotating certificate store when
+    ``node.tls`` is set (a handshake bounded by ``limits.header_timeout_s``)."""
+    tls = node.tls
+    if tls is None:
+        return await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024, reuse_address=True)
+    return await serve_tls(factory, host, port, tls, node.limits.header_timeout_s)

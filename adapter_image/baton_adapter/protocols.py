@@ -31,8 +31,8 @@ Two ways to add one without editing the adapter:
 A node whose mode has no handler fails to start with a sentence listing the registered modes.
 
 TLS: a handler that can serve TLS says so with ``tls_alpn``, the ALPN protocol ids it speaks (possibly
-empty), and serves through ``baton_adapter.listener.serve_tls(factory, host, port, node.tls, timeout)`` when
-``node.tls`` is set (so that rotations reach it). A node with a ``tls`` section whose handler declares no
+empty), and serves through ``baton_adapter.listener.serve_node(factory, node, host, port)``, which serves TLS
+from ``node.tls`` when it is set (so that rotations reach it). A node with a ``tls`` section whose handler declares no
 ``tls_alpn`` fails to start rather than serve plain TCP.
 """
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from .exchange import Exchange, simple_response
-from .listener import serve_tls
+from .listener import serve_node
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
@@ -347,9 +347,5 @@ class HttpHandler:
         self.name = name
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
-        loop = asyncio.get_running_loop()
-        tls = node.tls
         protocol = self.protocol_type
-        if tls is None:
-            return await loop.create_server(lambda: protocol(node), host, port, backlog=1024, reuse_address=True)
-        return await serve_tls(lambda: protocol(node), host, port, tls, node.limits.header_timeout_s)
+        return await serve_node(lambda: protocol(node), node, host, port)

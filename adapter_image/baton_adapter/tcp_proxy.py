@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .echo_mock import EchoTransport
 from .hold import MAX_HELD, MAX_REROUTES, RoutingWaiter, hold_delay
-from .listener import serve_tls
+from .listener import serve_node
 
 if TYPE_CHECKING:
     from .interfaces import DataNode
@@ -382,16 +382,8 @@ class TcpHandler:
 
     def __init__(self, name: str = "tcp") -> None:
         self.name = name
-        self.tls_alpn = ("h2",) if name == "grpc" else ()
+        self.tls_alpn: tuple[str, ...] = ()  # raw bytes: no application protocol to offer
 
     async def serve(self, node: DataNode, host: str, port: int) -> asyncio.AbstractServer:
-        loop = asyncio.get_running_loop()
         protocol = type(self).protocol
-
-        def factory() -> asyncio.Protocol:
-            return protocol(node)
-
-        tls = node.tls
-        if tls is None:
-            return await loop.create_server(factory, host, port, backlog=1024, reuse_address=True)
-        return await serve_tls(factory, host, port, tls, node.limits.header_timeout_s)
+        return await serve_node(lambda: protocol(node), node, host, port)
