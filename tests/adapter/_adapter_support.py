@@ -245,3 +245,34 @@ def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 def on_loop(node: Node, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
     """Run ``coro`` on the node's loop (its thread) and return its result."""
     return asyncio.run_coroutine_threadsafe(coro, node.loop).result(timeout)
+
+
+class SteadyCalls:
+    """``workers`` threads calling ``call()`` back to back until the block ends: each answer is appended to
+    ``served``, each ``grpc.RpcError``'s code to ``failed`` (a steady gRPC load for swap and heal tests)."""
+
+    def __init__(self, call: Callable[[], Any], workers: int = 4) -> None:
+        self.call = call
+        self.served: list[Any] = []
+        self.failed: list[Any] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(workers)]
+
+    def _run(self) -> None:
+        import grpc
+
+        while not self._stop.is_set():
+            try:
+                self.served.append(self.call())
+            except grpc.RpcError as exc:
+                self.failed.append(exc.code())
+
+    def __enter__(self) -> SteadyCalls:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)

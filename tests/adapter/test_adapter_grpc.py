@@ -22,7 +22,7 @@ import pytest
 grpc = pytest.importorskip("grpc")
 protoc = pytest.importorskip("grpc_tools.protoc")
 
-from _adapter_support import grpc_node as adapter, on_loop, refused_port, until  # noqa: E402
+from _adapter_support import SteadyCalls, grpc_node as adapter, on_loop, refused_port, until  # noqa: E402
 
 PROTO = """
 syntax = "proto3";
@@ -280,22 +280,8 @@ def test_a_swap_under_steady_calls_fails_none(pb: Any) -> None:
     try:
         with grpc_server(pb, "new") as new, adapter(backend={"port": old}) as node:
             channel, echo = stub(pb, node)
-            stop = threading.Event()
-            served: list[str] = []
-            failed: list[Any] = []
-
-            def load() -> None:
-                while not stop.is_set():
-                    try:
-                        served.append(echo.Unary(pb.pb2.Msg(text="x"), timeout=30).text)
-                    except grpc.RpcError as exc:
-                        failed.append(exc.code())
-
-            workers = [threading.Thread(target=load) for _ in range(4)]
-            for worker in workers:
-                worker.start()
-            try:
-                until(lambda: served.count("old:x") >= 50)
+            with channel, SteadyCalls(lambda: echo.Unary(pb.pb2.Msg(text="x"), timeout=30).text) as load:
+                until(lambda: load.served.count("old:x") >= 50)
                 table = RoutingTable.from_mapping({"strategy": "single", "targets": [
                     {"name": "primary", "host": "127.0.0.1", "port": new}]})
 
@@ -305,12 +291,8 @@ def test_a_swap_under_steady_calls_fails_none(pb: Any) -> None:
 
                 assert on_loop(node, swap_and_drain())["drained"]
                 old_server.stop(None)  # killed the moment the drain returns
-                until(lambda: served.count("new:x") >= 50)
-            finally:
-                stop.set()
-                for worker in workers:
-                    worker.join(60)
-                channel.close()
+                until(lambda: load.served.count("new:x") >= 50)
+            failed = load.failed
             assert failed == []
     finally:
         old_server.stop(None)

@@ -4,7 +4,6 @@ servers through a grpc node on 127.0.0.1."""
 
 from __future__ import annotations
 
-import threading
 from concurrent import futures
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 grpc = pytest.importorskip("grpc")
 
-from _adapter_support import grpc_node as adapter, on_loop, refused_port, until  # noqa: E402
+from _adapter_support import SteadyCalls, grpc_node as adapter, on_loop, refused_port, until  # noqa: E402
 from test_adapter_grpc import grpc_server, pb, start_server, stub  # noqa: E402,F401  (pb: the fixture)
 
 
@@ -94,32 +93,14 @@ def test_a_held_call_the_client_gives_up_on_is_let_go(pb: Any) -> None:
 def test_calls_keep_flowing_while_a_backend_dies_and_another_takes_over(pb: Any) -> None:
     """A steady load on one channel; the backend is stopped between its calls' sends: calls already on it may
     fail (a backend that received a call is never sent it twice), every other one is served."""
-    stop = threading.Event()
-    served: list[str] = []
-    failed: list[Any] = []
     server, old = start_server(pb, "old")
     with grpc_server(pb, "new") as new, adapter(backend={"port": old}, limits={"hold_s": 30}) as node:
         channel, echo = stub(pb, node)
-
-        def load() -> None:
-            while not stop.is_set():
-                try:
-                    served.append(echo.Unary(pb.pb2.Msg(text="x"), timeout=60).text)
-                except grpc.RpcError as exc:
-                    failed.append(exc.code())
-
-        workers = [threading.Thread(target=load) for _ in range(4)]
-        for worker in workers:
-            worker.start()
-        try:
-            until(lambda: served.count("old:x") >= 50, 30)
+        with channel, SteadyCalls(lambda: echo.Unary(pb.pb2.Msg(text="x"), timeout=60).text) as load:
+            until(lambda: load.served.count("old:x") >= 50, 30)
             server.stop(None)
             on_loop(node, _heal(node, new))
-            until(lambda: served.count("new:x") >= 50, 30)
-        finally:
-            stop.set()
-            for worker in workers:
-                worker.join(60)
-            channel.close()
+            until(lambda: load.served.count("new:x") >= 50, 30)
+        failed = load.failed
         assert len(failed) <= 4, failed  # at most the calls in flight on the stopped backend (one per worker)
         assert not node.held and not node.pool.busy

@@ -11,14 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from typing import Any
 
 import pytest
 
 grpc = pytest.importorskip("grpc")
 
-from _adapter_support import grpc_node as adapter, on_loop, raw_server, refused_port, run, running_node, until, wait_for  # noqa: E402
+from _adapter_support import SteadyCalls, grpc_node as adapter, on_loop, raw_server, refused_port, run, running_node, until, wait_for  # noqa: E402
 from test_adapter_zero_loss import cpu_burners  # noqa: E402
 
 # a grpcio echo server in a process of its own (so it can be killed with SIGKILL), printing its port
@@ -55,27 +54,13 @@ def _single(port: int) -> Any:
 
 def test_grpc_calls_through_swaps_and_kill_9_of_the_old_backend_with_cpu_burners_fail_none() -> None:
     backends = [Backend("b0")]
-    served: list[bytes] = []
-    failed: list[Any] = []
-    stop = threading.Event()
     try:
         with cpu_burners(), adapter(backend={"port": backends[0].port}, limits={"hold_s": 30}) as node, \
                 grpc.insecure_channel(f"127.0.0.1:{node.port}") as channel:
             unary = channel.unary_unary("/drill.Echo/Unary")
-
-            def load() -> None:
-                while not stop.is_set():
-                    try:
-                        served.append(unary(b"x", timeout=60))
-                    except grpc.RpcError as exc:
-                        failed.append(exc.code())
-
-            workers = [threading.Thread(target=load) for _ in range(4)]
-            for worker in workers:
-                worker.start()
-            try:
+            with SteadyCalls(lambda: unary(b"x", timeout=60)) as load:
                 for i in range(1, 4):
-                    until(lambda: served.count(b"b%d:x" % (i - 1)) >= 30, 60)
+                    until(lambda: load.served.count(b"b%d:x" % (i - 1)) >= 30, 60)
                     backends.append(Backend(f"b{i}"))
                     old = backends[i - 1]
 
@@ -85,11 +70,8 @@ def test_grpc_calls_through_swaps_and_kill_9_of_the_old_backend_with_cpu_burners
 
                     assert on_loop(node, swap_and_drain())["drained"]
                     old.kill()  # SIGKILL the moment the drain says no call is on it
-                until(lambda: served.count(b"b3:x") >= 30, 60)
-            finally:
-                stop.set()
-                for worker in workers:
-                    worker.join(60)
+                until(lambda: load.served.count(b"b3:x") >= 30, 60)
+            failed = load.failed
             assert failed == [], failed
             assert not node.held and not node.pool.busy
     finally:
