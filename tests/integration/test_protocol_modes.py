@@ -100,6 +100,28 @@ class Calls:
         self.channel.close()
 
 
+class Repeated:
+    """``fn()`` called back to back in a background thread until the block ends; its results counted."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.counts: Counter[Any] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.counts[self.fn()] += 1
+
+    def __enter__(self) -> Counter[Any]:
+        self._thread.start()
+        return self.counts
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def test_raw_modes_boot_mocked_and_echo(project: Path) -> None:
     ok(run_baton("node", "add", "raw", "--mode", "tcp", cwd=project))
     ok(run_baton("node", "add", "wire", "--mode", "protobuf", cwd=project))
@@ -151,29 +173,21 @@ def test_a_tcp_canary_whose_service_goes_away_rolls_back_on_refused_connections(
     ok(run_baton("up", "--mock", cwd=project, timeout=180))
     ok(run_baton("slot", "raw", f"{TCP_SERVICE} stable", cwd=project))
     port = _nodes(project)["raw"]["port"]
-    answers: Counter[bytes] = Counter()
-    stop = threading.Event()
 
-    def connections() -> None:  # one connection after another, each a round trip
-        while not stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                    conn.sendall(b"x")
-                    conn.shutdown(socket.SHUT_WR)
-                    answers[_read_all(conn)] += 1
-            except OSError as exc:
-                answers[type(exc).__name__.encode()] += 1
+    def connection() -> bytes:  # one connection, a round trip
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"x")
+                conn.shutdown(socket.SHUT_WR)
+                return _read_all(conn)
+        except OSError as exc:
+            return type(exc).__name__.encode()
 
-    worker = threading.Thread(target=connections, daemon=True)
-    worker.start()
-    try:
+    with Repeated(connection) as answers:
         wait_for(lambda: answers[b"stable:x"] >= 20, 30, "connections flowing")
         # ready, then gone after 4 s: evaluations 3 s apart cannot promote it before it refuses connections
         failed = run_baton("route", "canary", "raw", f"{TCP_SERVICE} canary die", "--promote", *FAST_CANARY,
                            "--eval-interval", "3", "--json", cwd=project, timeout=180)
-    finally:
-        stop.set()
-        worker.join(30)
     assert failed.code == 1, failed.stderr
     report = failed.json()
     assert report["outcome"] == "Failed" and "canary error rate" in report["reason"], report
@@ -192,9 +206,6 @@ def test_a_soap_canary_answering_faults_with_200_rolls_back(project: Path) -> No
     ok(run_baton("up", "--mock", cwd=project, timeout=180))
     ok(run_baton("slot", "legacy", f"{SOAP_SERVICE} stable", cwd=project))
     url = f"http://127.0.0.1:{_nodes(project)['legacy']['port']}/calc"
-    answers: Counter[str] = Counter()
-    stop = threading.Event()
-
     def echo() -> str:
         request = urllib.request.Request(url, data=ECHO_ENVELOPE, headers={
             "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:calc#Echo"'})
@@ -205,19 +216,10 @@ def test_a_soap_canary_answering_faults_with_200_rolls_back(project: Path) -> No
             return f"http {exc.code}"
         return "fault" if b"Fault>" in body else body.split(b"<text>")[1].split(b":")[0].decode()
 
-    def load() -> None:
-        while not stop.is_set():
-            answers[echo()] += 1
-
-    worker = threading.Thread(target=load, daemon=True)
-    worker.start()
-    try:
+    with Repeated(echo) as answers:
         wait_for(lambda: answers["stable"] >= 20, 30, "SOAP calls flowing")
         failed = run_baton("route", "canary", "legacy", f"{SOAP_SERVICE} canary faulty", "--promote", *FAST_CANARY,
                            "--json", cwd=project, timeout=180)
-    finally:
-        stop.set()
-        worker.join(30)
     assert failed.code == 1, failed.stderr
     report = failed.json()
     assert report["outcome"] == "Failed" and "canary error rate" in report["reason"], report
