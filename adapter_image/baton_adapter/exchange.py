@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from .downstream import Downstream, simple_response
 from .mock_answer import NO_BODY_STATUS, answer_from_mock
 from .headers import build_request_head, scan_request_headers, scan_response_headers, status_line
+from .hold import MAX_HELD, MAX_REROUTES, hold_delay  # re-picks and holds: one rule for every mode
 from .resilience import IDEMPOTENT_METHODS, BreakerState
 from .routing import RoutingTable, Target, parse_cookie_value
 from .taint.scan import ExchangeScan
@@ -48,10 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["Downstream", "Exchange", "simple_response"]  # the first and last from .downstream
 
 _BUFFER_PAUSE_BYTES = 256 * 1024
-MAX_REROUTES = 3  # re-picks after connect failures per request (beyond the edge policy's retries)
-MAX_HELD = 10_000  # requests of one node holding for another backend at once; beyond, they fail at once
-HOLD_RETRY_S = 0.1  # a held request tries its table again after 0.1 s, 0.2 s... (and whenever the table changes)
-HOLD_RETRY_MAX_S = 1.0
 _NO_BODY_STATUS = NO_BODY_STATUS
 _perf = time.perf_counter
 
@@ -447,7 +444,7 @@ class Exchange:
             return False
         self.holds += 1
         node.held.add(self)
-        delay = min(HOLD_RETRY_S * self.holds, HOLD_RETRY_MAX_S, self.hold_until - now)
+        delay = hold_delay(self.holds, self.hold_until - now)
         self.timer = node.loop.call_later(delay, self._held_retry)
         return True
 

@@ -1,5 +1,6 @@
 """gRPC calls and stream connections no backend took: routed again, or held until the node's routing changes
-(none lost to a heal). HTTP requests do the same in ``baton_adapter.exchange``.
+(none lost to a heal). HTTP requests do the same in ``baton_adapter.exchange``, with the same limits and delays
+(this module's ``MAX_REROUTES``, ``MAX_HELD``, ``hold_delay``).
 
 A gRPC call that never reached a backend (its backend's connection could not be made, or closed or said
 GOAWAY before the call was sent on it) carries nothing a backend could have acted on, so the proxy routes it
