@@ -137,15 +137,15 @@ async def service_answers(host: str, port: int, path: str, mode: str) -> bool:
     service, ``UNIMPLEMENTED``). Other modes (tcp, protobuf, plugins) are judged by the connection."""
     import aiohttp
 
+    if mode == "grpc":  # its own connection: a connect first would only be made twice
+        from baton_adapter.grpc_health import probe_grpc
+
+        return (await probe_grpc(host, port, 2.0)).ok
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (OSError, TimeoutError):
         return False
     writer.close()
-    if mode == "grpc":
-        from baton_adapter.grpc_health import probe_grpc
-
-        return (await probe_grpc(host, port, 2.0)).ok
     if mode not in HTTP_MODES:
         return True
     try:
