@@ -18,7 +18,7 @@ import pytest
 grpc = pytest.importorskip("grpc")
 
 from _adapter_support import SteadyCalls, grpc_node as adapter, on_loop, raw_server, refused_port, run, running_node, until, wait_for  # noqa: E402
-from test_adapter_zero_loss import cpu_burners  # noqa: E402
+from burners import cpu_burners  # noqa: E402
 
 # a grpcio echo server in a process of its own (so it can be killed with SIGKILL), printing its port
 GRPC_BACKEND = """

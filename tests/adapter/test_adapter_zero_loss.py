@@ -14,11 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import aiohttp
 import pytest
 
+from burners import cpu_burners
 from _adapter_support import app_server, hello_app, refused_port, run, running_node, start_adapter_process, wait_for
 
 # a tiny keep-alive HTTP/1.1 backend answering every GET with its name; prints its port once listening
@@ -49,7 +50,6 @@ async def main():
 asyncio.run(main())
 """
 
-BURN = "while True: pass"
 WORKERS = 32
 ROUNDS = int(os.environ.get("ZL_ROUNDS", "8"))
 
@@ -66,18 +66,6 @@ class BackendProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def cpu_burners(count: int = 2) -> Iterator[None]:
-    """Processes that keep every core busy, as on the loaded machine where the loss was seen."""
-    procs = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait(timeout=10)
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from burners import cpu_burners as burning
 from baton_cli import ok, processes_under, run_baton, wait_for
 from load import Load
 
@@ -30,13 +30,8 @@ WATCHED = {"BATON_NO_CUSTODIAN": "0", "BATON_PROBE_INTERVAL_S": "1"}
 @pytest.fixture
 def cpu_burners() -> Iterator[None]:
     """Two busy loops beside the drill, on this 2-core machine."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
+    with burning():
         yield
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
 
 
 @pytest.fixture
